@@ -58,10 +58,32 @@ Types inferLinear(const InferInput &in, std::string &error) {
   return std::vector<TensorType>{r};
 }
 
+/// The unfused form `moe %x, %logits, @gate, @up, @down` (as checkpoints store experts) is
+/// checked by viewing gate and up as the two halves of w13.
+std::string checkMoeUnfused(const InferInput &in) {
+  const Weight *gate = in.weight(0), *up = in.weight(1), *down = in.weight(2);
+  if (gate->experts() <= 0 || up->experts() != gate->experts() ||
+      down->experts() != gate->experts())
+    return "moe gate @" + gate->name() + ", up @" + up->name() + " and down @" + down->name() +
+           " must all be stacks of the same number of experts (" +
+           std::to_string(gate->experts()) + ", " + std::to_string(up->experts()) + ", " +
+           std::to_string(down->experts()) + ")";
+  if (gate->logicalShape() != up->logicalShape())
+    return "moe gate @" + gate->name() + " is " + dimsStr(gate->logicalShape()) + " but up @" +
+           up->name() + " is " + dimsStr(up->logicalShape());
+  return "";
+}
+
 Types inferMoe(const InferInput &in, std::string &error) {
   const TensorType &x = operandType(in, 0);
   const TensorType &logits = operandType(in, 1);
-  const Weight *w13 = in.weight(0), *w2 = in.weight(1);
+  bool unfused = in.op.symbols().size() == 3;
+  if (unfused) {
+    std::string err = checkMoeUnfused(in);
+    if (!err.empty())
+      return fail(error, err);
+  }
+  const Weight *w13 = in.weight(0), *w2 = in.weight(unfused ? 2 : 1);
   if (!isFloat(x.elem) || x.rank() != 2)
     return fail(error, "moe input must be a floating-point [T, H] tensor, got " + str(x));
   if (!isFloat(logits.elem) || logits.rank() != 2)
@@ -78,7 +100,11 @@ Types inferMoe(const InferInput &in, std::string &error) {
     return fail(error, "moe weights must be [E, N, K]");
   int64_t h = x.dims[1];
   int64_t inter = s2[2];
-  if (s13[1] != 2 * inter)
+  if (unfused && s13[1] != inter)
+    return fail(error, "moe gate @" + w13->name() + " has N = " + std::to_string(s13[1]) +
+                           " but down @" + w2->name() + " has K = " + std::to_string(inter) +
+                           " (both are the intermediate size)");
+  if (!unfused && s13[1] != 2 * inter)
     return fail(error, "moe w13 @" + w13->name() + " has N = " + std::to_string(s13[1]) +
                            " but must be 2 x intermediate = 2 x " + std::to_string(inter) +
                            " (gate and up stacked)");
@@ -281,9 +307,11 @@ void registerCoreOps() {
       d.name = "moe";
       d.summary = "mixture of experts: route each token to top_k experts, "
                   "act(x @ w13_gate^T) * (x @ w13_up^T) @ w2^T, weighted sum";
-      d.syntax = "%y = moe %x, %router_logits, @w13, @w2 {top_k = K} : tensor<TxH>";
+      d.syntax = "%y = moe %x, %router_logits, @w13, @w2 {top_k = K} : tensor<TxH>  (or @gate, "
+                 "@up, @down before materialize-experts)";
       d.minOperands = d.maxOperands = 2;
-      d.minSymbols = d.maxSymbols = 2;
+      d.minSymbols = 2;
+      d.maxSymbols = 3;
       d.attrs = {{"top_k", AttrKind::Int, std::nullopt, {}, "experts per token"},
                  {"renormalize", AttrKind::Bool, Attribute(false), {},
                   "renormalize the top_k routing weights to sum to 1"},

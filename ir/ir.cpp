@@ -128,7 +128,12 @@ std::vector<int64_t> Weight::logicalShape() const {
   return quantType().logicalShape();
 }
 
-int64_t Weight::experts() const { return isDense() ? 0 : quantType().experts(); }
+// A rank-3 dense weight is an expert stack [E, N, K] (there is no other use for rank 3).
+int64_t Weight::experts() const {
+  if (isDense())
+    return denseType().rank() == 3 ? denseType().dims[0] : 0;
+  return quantType().experts();
+}
 
 const WeightPart *Weight::part(llvm::StringRef name) const {
   for (const WeightPart &p : parts_)

@@ -133,7 +133,10 @@ private:
 struct WeightPart {
   std::string name;
   TensorType type;
-  std::string source;                                // tensor name in the checkpoint (`from "..."`)
+  /// Checkpoint tensor(s) holding the part (`from "name"`). Several names (`from ["a", "b"]`)
+  /// stack equally shaped tensors along a new leading dim: how per-expert checkpoint tensors
+  /// form one expert-stacked part without copying.
+  std::vector<std::string> sources;
   std::shared_ptr<const std::vector<uint8_t>> data;  // inline data (`= hex"..."`), or null
   Location loc;
 

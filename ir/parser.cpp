@@ -612,10 +612,25 @@ private:
           return false;
         if (tok_.kind == Tok::Ident && tok_.text == "from") {
           consume();
-          if (tok_.kind != Tok::String)
+          if (tok_.kind == Tok::LSquare) {
+            consume();
+            while (true) {
+              if (tok_.kind != Tok::String)
+                return error("expected a checkpoint tensor name string in the list");
+              p.sources.push_back(tok_.text);
+              consume();
+              if (tok_.kind != Tok::Comma)
+                break;
+              consume();
+            }
+            if (!expect(Tok::RSquare, "']' to close the tensor list"))
+              return false;
+          } else if (tok_.kind == Tok::String) {
+            p.sources.push_back(tok_.text);
+            consume();
+          } else {
             return error("expected the checkpoint tensor name as a string after 'from'");
-          p.source = tok_.text;
-          consume();
+          }
         } else if (tok_.kind == Tok::Equal) {
           consume();
           if (tok_.kind != Tok::HexString)

@@ -106,7 +106,15 @@ void printWeight(const Weight &w, llvm::raw_ostream &os, const PrintOptions &o) 
       os << " = ";
       printHex(os, *p.data, o);
     } else {
-      os << " from " << quoteString(p.source);
+      os << " from ";
+      if (p.sources.size() == 1) {
+        os << quoteString(p.sources[0]);
+      } else {
+        os << "[";
+        for (size_t j = 0; j < p.sources.size(); ++j)
+          os << (j ? ", " : "") << quoteString(p.sources[j]);
+        os << "]";
+      }
     }
     os << (i + 1 < w.parts().size() ? ",\n" : "\n");
   }

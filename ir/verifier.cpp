@@ -67,8 +67,13 @@ bool verifyWeight(const Weight &w, DiagnosticEngine &diag) {
         fail(p.loc, "part '" + p.name + "' of weight @" + w.name() + " has " +
                         std::to_string(p.data->size()) + " bytes of data but " + p.type.str() +
                         " needs " + (bytes ? std::to_string(*bytes) : std::string("?")));
-    } else if (p.source.empty()) {
+    } else if (p.sources.empty() || p.sources[0].empty()) {
       fail(p.loc, "part '" + p.name + "' of weight @" + w.name() + " names no source tensor");
+    } else if (p.sources.size() > 1 &&
+               (p.type.rank() == 0 || p.type.dims[0] != int64_t(p.sources.size()))) {
+      fail(p.loc, "part '" + p.name + "' of weight @" + w.name() + " stacks " +
+                      std::to_string(p.sources.size()) + " tensors, so its leading dim must be " +
+                      std::to_string(p.sources.size()) + ", got " + p.type.str());
     }
   }
   for (const PartSpec &s : expected)

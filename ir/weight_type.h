@@ -7,12 +7,16 @@
 #include <string>
 #include <vector>
 
+#include "llvm/ADT/ArrayRef.h"
+
 #include "ir/attributes.h"
 #include "ir/types.h"
 
 namespace qlc {
 
 struct WeightType;
+/// Bytes of each part of one weight (or of one expert of a stack), by part name.
+using PartBytesMap = std::map<std::string, llvm::ArrayRef<uint8_t>, std::less<>>;
 
 /// One `key = value` parameter of a weight type.
 struct ParamSpec {
@@ -42,6 +46,11 @@ struct WeightTypeDef {
   std::function<std::vector<int64_t>(const WeightType &)> logicalShape;
   /// Parts of one expert and their shapes (the registry prefixes [E] for expert-stacked weights).
   std::function<std::vector<PartSpec>(const WeightType &)> parts;
+  /// Reference dequantization of ONE expert (or the whole plain weight) to f32 in the logical
+  /// [N, K] layout, row-major, into `out` (N*K floats). `parts` maps each present part name to its
+  /// bytes (already checked against the part shapes by the verifier). Returns "" or an error about
+  /// the data itself (e.g. a g_idx entry out of range). The scalar oracle of every numeric test.
+  std::function<std::string(const WeightType &, const PartBytesMap &parts, float *out)> dequantize;
 };
 
 /// A weight type: a registered definition and its parameter values (defaults filled in).

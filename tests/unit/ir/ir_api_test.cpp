@@ -26,7 +26,7 @@ TensorType f32(std::vector<int64_t> dims) { return TensorType(ElemKind::F32, std
 std::unique_ptr<Module> buildLinearModule() {
   auto m = std::make_unique<Module>();
   auto w = std::make_unique<Weight>("w", f32({8, 4}), Location{"t", 1, 1});
-  w->parts().push_back({"data", f32({8, 4}), "model.w", nullptr, {}});
+  w->parts().push_back({"data", f32({8, 4}), {"model.w"}, nullptr, {}});
   m->addWeight(std::move(w));
   auto f = std::make_unique<Function>("f", Location{"t", 2, 1});
   Value *x = f->addArgument(f32({TensorType::kDynamic, 4}), "x");

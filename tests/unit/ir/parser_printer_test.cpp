@@ -152,6 +152,21 @@ TEST(ParserPrinter, ExpertStackPrefixesParts) {
   EXPECT_NE(r.errors.find("needs [3, 8, 2]"), std::string::npos) << r.errors;
 }
 
+TEST(ParserPrinter, StackedSourcesRoundTrip) {
+  const std::string text = "weight @w : tensor<2x4x8xf16> {\n"
+                           "  data = tensor<2x4x8xf16> from [\"experts.0.w\", \"experts.1.w\"]\n"
+                           "}\n";
+  ParseResult r = parse(text);
+  ASSERT_TRUE(r.module) << r.errors;
+  EXPECT_EQ(r.module->lookupWeight("w")->parts()[0].sources.size(), 2u);
+  EXPECT_EQ(printModuleToString(*r.module), text);
+  r = parse("weight @w : tensor<3x4x8xf16> {\n"
+            "  data = tensor<3x4x8xf16> from [\"a\", \"b\"]\n"
+            "}\n");
+  EXPECT_NE(r.errors.find("stacks 2 tensors, so its leading dim must be 2"), std::string::npos)
+      << r.errors;
+}
+
 // Every prefix of a valid module, and random mutations of it, must give a clean diagnostic or a
 // module, never a crash. (The fuzz targets go much further; this keeps the property in CI.)
 TEST(ParserPrinter, TruncationsAndMutationsNeverCrash) {

@@ -1,0 +1,174 @@
+#include "runtime/weight_store.h"
+
+#include <cstring>
+
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
+
+#include "io/dtype.h"
+#include "io/gguf.h"
+#include "io/safetensors.h"
+#include "runtime/tensor.h"
+
+namespace qlc {
+
+WeightStore::~WeightStore() = default;
+
+static llvm::Error err(const llvm::Twine &msg) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), msg);
+}
+
+llvm::Expected<std::unique_ptr<WeightStore>> WeightStore::open(llvm::StringRef path) {
+  std::unique_ptr<WeightStore> s(new WeightStore());
+  s->path_ = path.str();
+  if (path.ends_with(".gguf")) {
+    auto g = io::GgufFile::open(path);
+    if (!g)
+      return g.takeError();
+    s->gguf_ = std::move(*g);
+    return s;
+  }
+  auto st = io::SafetensorsCheckpoint::open(path);
+  if (!st)
+    return st.takeError();
+  s->st_ = std::move(*st);
+  return s;
+}
+
+llvm::Expected<std::unique_ptr<WeightStore>> WeightStore::openForModule(const Module &m) {
+  auto it = m.attrs().find("checkpoint");
+  if (it == m.attrs().end())
+    return std::unique_ptr<WeightStore>();
+  if (it->second.kind() != AttrKind::String)
+    return err("module attribute 'checkpoint' must be a string path");
+  return open(it->second.getString());
+}
+
+static std::optional<io::DType> dtypeOf(ElemKind k) {
+  switch (k) {
+  case ElemKind::F32: return io::DType::F32;
+  case ElemKind::F16: return io::DType::F16;
+  case ElemKind::BF16: return io::DType::BF16;
+  case ElemKind::I8: return io::DType::I8;
+  case ElemKind::U8: return io::DType::U8;
+  case ElemKind::I32: return io::DType::I32;
+  case ElemKind::I64: return io::DType::I64;
+  }
+  return std::nullopt;
+}
+
+llvm::Expected<llvm::ArrayRef<uint8_t>> WeightStore::tensor(llvm::StringRef name,
+                                                            const TensorType &expected) const {
+  auto bytes = expected.numBytes();
+  if (!bytes)
+    return err("tensor '" + name + "': expected type " + expected.str() + " has no static size");
+  if (st_) {
+    const io::TensorView *t = st_->find(name);
+    if (!t)
+      return err(path_ + ": no tensor '" + name + "'");
+    std::string file = st_->fileOf(name).str();
+    if (t->dtype != dtypeOf(expected.elem) || t->shape != expected.dims)
+      return err(file + ": tensor '" + name + "' is " + io::safetensorsName(t->dtype) + " " +
+                 dimsStr(t->shape) + " but the IR expects " + expected.str());
+    return t->data;
+  }
+  if (gguf_) {
+    const io::GgufTensorInfo *t = gguf_->findTensor(name);
+    if (!t)
+      return err(path_ + ": no tensor '" + name + "'");
+    if (int64_t(t->data.size()) != *bytes)
+      return err(path_ + ": tensor '" + name + "' has " + llvm::Twine(t->data.size()) +
+                 " bytes but the IR expects " + expected.str() + " (" + llvm::Twine(*bytes) +
+                 " bytes)");
+    return t->data;
+  }
+  return err("no checkpoint is open");
+}
+
+llvm::Expected<PartBytes> resolvePart(const Weight &w, const WeightPart &p,
+                                      const WeightStore *store) {
+  PartBytes out;
+  auto bytes = p.type.numBytes();
+  if (!bytes)
+    return err("weight @" + w.name() + " part '" + p.name + "' has no static size");
+  if (p.isInline()) {
+    if (int64_t(p.data->size()) != *bytes)
+      return err("weight @" + w.name() + " part '" + p.name + "' has " +
+                 llvm::Twine(p.data->size()) + " bytes of inline data, expected " +
+                 llvm::Twine(*bytes));
+    out.bytes = *p.data;
+    return out;
+  }
+  if (!store)
+    return err("weight @" + w.name() + " part '" + p.name + "' reads tensor '" +
+               (p.sources.empty() ? std::string() : p.sources[0]) +
+               "' but the module names no checkpoint (module attributes {checkpoint = \"...\"})");
+  if (p.sources.size() == 1) {
+    auto t = store->tensor(p.sources[0], p.type);
+    if (!t)
+      return t.takeError();
+    out.bytes = *t;
+    return out;
+  }
+  // Stacked from several tensors: each is one slice of the leading dim.
+  TensorType slice = p.type;
+  slice.dims.erase(slice.dims.begin());
+  auto sliceBytes = slice.numBytes();
+  out.owned = std::make_shared<std::vector<uint8_t>>();
+  out.owned->reserve(size_t(*bytes));
+  for (const std::string &src : p.sources) {
+    auto t = store->tensor(src, slice);
+    if (!t)
+      return t.takeError();
+    out.owned->insert(out.owned->end(), t->begin(), t->end());
+  }
+  (void)sliceBytes;
+  out.bytes = *out.owned;
+  return out;
+}
+
+llvm::Expected<std::vector<float>> dequantizeWeight(const Weight &w, const WeightStore *store) {
+  if (w.isDense()) {
+    if (w.parts().size() != 1)
+      return err("dense weight @" + w.name() + " must have exactly one part");
+    auto pb = resolvePart(w, w.parts()[0], store);
+    if (!pb)
+      return pb.takeError();
+    const TensorType &t = w.denseType();
+    Tensor tmp(t.elem, t.dims);
+    std::memcpy(tmp.data(), pb->bytes.data(), tmp.numBytes());
+    return tmp.toF32();
+  }
+  const WeightType &qt = w.quantType();
+  if (!qt.def->dequantize)
+    return err("weight type !" + qt.mnemonic() + " has no reference dequantizer");
+  std::vector<PartBytes> keep;
+  PartBytesMap all;
+  for (const WeightPart &p : w.parts()) {
+    auto pb = resolvePart(w, p, store);
+    if (!pb)
+      return pb.takeError();
+    keep.push_back(*pb);
+    all[p.name] = keep.back().bytes;
+  }
+  std::vector<int64_t> shape = qt.def->logicalShape(qt);
+  int64_t perExpert = 1;
+  for (int64_t d : shape)
+    perExpert *= d;
+  int64_t experts = std::max<int64_t>(1, qt.experts());
+  std::vector<float> out(size_t(perExpert * experts));
+  for (int64_t e = 0; e < experts; ++e) {
+    PartBytesMap slice;
+    for (const auto &[name, bytes] : all) {
+      size_t n = bytes.size() / size_t(experts);
+      slice[name] = bytes.slice(size_t(e) * n, n);
+    }
+    std::string msg = qt.def->dequantize(qt, slice, out.data() + e * perExpert);
+    if (!msg.empty())
+      return err("weight @" + w.name() + (qt.experts() ? " expert " + std::to_string(e) : "") +
+                 ": " + msg);
+  }
+  return out;
+}
+
+} // namespace qlc
