@@ -1,0 +1,344 @@
+// qlc: the user's driver. `qlc inspect|import|dequant|run MODEL ...` (docs/cli.md).
+#include <cmath>
+#include <random>
+#include <unistd.h>
+
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include "import/importer.h"
+#include "io/npy.h"
+#include "ir/diagnostics.h"
+#include "ir/op_registry.h"
+#include "ir/parser.h"
+#include "ir/printer.h"
+#include "ir/verifier.h"
+#include "passes/pass.h"
+#include "runtime/reference_executor.h"
+#include "runtime/weight_store.h"
+#include "schemes/all_schemes.h"
+
+using namespace qlc;
+namespace cl = llvm::cl;
+
+static cl::SubCommand inspectCmd("inspect", "Print every weight: scheme, shape, parameters, bytes");
+static cl::SubCommand importCmd("import", "Write the IR of a checkpoint (weights referenced, not copied)");
+static cl::SubCommand dequantCmd("dequant", "Write the reference-dequantized f32 of one weight as .npy");
+static cl::SubCommand runCmd("run", "Run a function of a model on given or random inputs");
+
+static cl::opt<std::string> modelPath(cl::Positional, cl::desc("<model dir | .safetensors | .gguf | .qir>"),
+                                      cl::Required, cl::sub(inspectCmd), cl::sub(importCmd),
+                                      cl::sub(dequantCmd), cl::sub(runCmd));
+static cl::opt<std::string> weightName(cl::Positional, cl::desc("<weight or checkpoint tensor name>"),
+                                       cl::Required, cl::sub(dequantCmd));
+static cl::opt<std::string> outputPath("o", cl::desc("Output file"), cl::value_desc("file"),
+                                       cl::init("-"), cl::sub(importCmd), cl::sub(dequantCmd),
+                                       cl::sub(runCmd));
+static cl::opt<bool> quiet("quiet", cl::desc("No progress output"), cl::sub(inspectCmd),
+                           cl::sub(importCmd), cl::sub(dequantCmd), cl::sub(runCmd));
+static cl::opt<std::string> target("target", cl::desc("Where to run: reference"),
+                                   cl::init("reference"), cl::sub(runCmd));
+static cl::opt<std::string> function("function", cl::desc("Function to run (default: the first block)"),
+                                     cl::sub(runCmd));
+static cl::list<std::string> inputs("input", cl::desc("An input: file.npy, or random:SEED for all"),
+                                    cl::sub(runCmd));
+static cl::opt<int64_t> tokens("tokens", cl::desc("Size of dynamic dims for random inputs"),
+                               cl::init(4), cl::sub(runCmd));
+
+static int fail(const llvm::Twine &msg) {
+  llvm::errs() << "qlc: error: " << msg << "\n";
+  return 1;
+}
+
+static std::string humanBytes(uint64_t b) {
+  const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = double(b);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+  return buf;
+}
+
+/// A module from a .qir file (with its checkpoint, if any) or from a checkpoint.
+struct Loaded {
+  llvm::SourceMgr sm;
+  std::unique_ptr<Module> module;
+  std::unique_ptr<WeightStore> store;
+};
+
+static llvm::Error loadModel(llvm::StringRef path, Loaded &out) {
+  if (path.ends_with(".qir")) {
+    auto buf = llvm::MemoryBuffer::getFile(path, /*IsText=*/true);
+    if (!buf)
+      return importError(path + ": cannot open: " + buf.getError().message());
+    unsigned id = out.sm.AddNewSourceBuffer(std::move(*buf), llvm::SMLoc());
+    DiagnosticEngine diag(&out.sm);
+    out.module = parseModule(out.sm, id, diag);
+    if (!out.module || llvm::failed(verifyModule(*out.module, diag)))
+      return importError(path + ": invalid module (see the errors above)");
+  } else {
+    auto m = importCheckpoint(path);
+    if (!m)
+      return m.takeError();
+    out.module = std::move(*m);
+    DiagnosticEngine diag;
+    if (llvm::failed(verifyModule(*out.module, diag)))
+      return importError(path + ": the imported module does not verify (see the errors above)");
+  }
+  auto store = WeightStore::openForModule(*out.module);
+  if (!store)
+    return store.takeError();
+  out.store = std::move(*store);
+  return llvm::Error::success();
+}
+
+static uint64_t weightBytes(const Weight &w) {
+  uint64_t b = 0;
+  for (const WeightPart &p : w.parts())
+    b += uint64_t(p.type.numBytes().value_or(0));
+  return b;
+}
+
+/// Scheme column: the type's mnemonic, or the dense dtype.
+static std::string schemeOf(const Weight &w) {
+  return w.isDense() ? "dense " + elemKindName(w.denseType().elem).str() : w.quantType().mnemonic();
+}
+
+/// Parameters other than the shape (bits, group, type, ...).
+static std::string paramsOf(const Weight &w) {
+  if (w.isDense())
+    return "";
+  std::string s;
+  for (const auto &[k, v] : w.quantType().params)
+    if (k != "shape" && k != "experts")
+      s += (s.empty() ? "" : " ") + k + "=" + v.str();
+  return s;
+}
+
+static int runInspect() {
+  Loaded l;
+  if (llvm::Error e = loadModel(modelPath, l))
+    return fail(llvm::toString(std::move(e)));
+  const Module &m = *l.module;
+  auto &os = llvm::outs();
+  if (auto it = m.attrs().find("checkpoint"); it != m.attrs().end())
+    os << "checkpoint: " << it->second.getString() << "\n";
+  size_t nameW = 6;
+  for (const auto &w : m.weights())
+    nameW = std::max(nameW, w->name().size());
+  os << llvm::left_justify("weight", nameW) << "  " << llvm::left_justify("scheme", 12) << "  "
+     << llvm::left_justify("shape", 18) << "  " << llvm::left_justify("parameters", 34) << "  "
+     << "bytes\n";
+  uint64_t total = 0, quant = 0, logical = 0;
+  std::map<std::string, unsigned> perScheme;
+  size_t i = 0, n = m.weights().size();
+  bool progress = !quiet && n > 200 && isatty(2);
+  for (const auto &w : m.weights()) {
+    if (progress && (++i % 50 == 0 || i == n))
+      llvm::errs() << "\rinspect: " << i << "/" << n << " weights";
+    uint64_t b = weightBytes(*w);
+    total += b;
+    if (!w->isDense())
+      quant += b;
+    int64_t elems = 1;
+    for (int64_t d : w->logicalShape())
+      elems *= d;
+    logical += uint64_t(elems);
+    ++perScheme[schemeOf(*w)];
+    os << llvm::left_justify(w->name(), nameW) << "  " << llvm::left_justify(schemeOf(*w), 12)
+       << "  " << llvm::left_justify(dimsStr(w->logicalShape()), 18) << "  "
+       << llvm::left_justify(paramsOf(*w), 34) << "  " << b << "\n";
+  }
+  if (progress)
+    llvm::errs() << "\n";
+  os << "total: " << n << " weights, " << total << " bytes (" << humanBytes(total) << "), "
+     << quant << " bytes quantized, " << logical << " parameters";
+  if (logical)
+    os << llvm::format(", %.2f bits/parameter", 8.0 * double(total) / double(logical));
+  os << "\n";
+  for (const auto &[s, c] : perScheme)
+    os << "  " << s << ": " << c << " weights\n";
+  os << "functions:";
+  for (const auto &f : m.functions())
+    os << " @" << f->name();
+  os << "\n";
+  return 0;
+}
+
+static int runImport() {
+  Loaded l;
+  if (llvm::Error e = loadModel(modelPath, l))
+    return fail(llvm::toString(std::move(e)));
+  std::error_code ec;
+  llvm::raw_fd_ostream os(outputPath, ec, llvm::sys::fs::OF_Text);
+  if (ec)
+    return fail(outputPath + ": cannot write: " + ec.message());
+  printModule(*l.module, os);
+  return 0;
+}
+
+static int runDequant() {
+  Loaded l;
+  if (llvm::Error e = loadModel(modelPath, l))
+    return fail(llvm::toString(std::move(e)));
+  const Weight *w = l.module->lookupWeight(weightName);
+  if (!w) // a checkpoint tensor name: the weight that reads it
+    for (const auto &cand : l.module->weights())
+      for (const WeightPart &p : cand->parts())
+        for (const std::string &s : p.sources)
+          if (s == weightName)
+            w = cand.get();
+  if (!w)
+    return fail("no weight or checkpoint tensor named '" + weightName + "' in " + modelPath);
+  auto data = dequantizeWeight(*w, l.store.get());
+  if (!data)
+    return fail(llvm::toString(data.takeError()));
+  if (outputPath == "-")
+    return fail("dequant needs -o FILE.npy");
+  if (llvm::Error e = io::writeNpy(outputPath, "<f4", w->logicalShape(), data->data(),
+                                   data->size() * sizeof(float)))
+    return fail(llvm::toString(std::move(e)));
+  if (!quiet)
+    llvm::errs() << "qlc: wrote @" << w->name() << " " << dimsStr(w->logicalShape()) << " f32 to "
+                 << outputPath << "\n";
+  return 0;
+}
+
+static llvm::Expected<Tensor> npyToTensor(const io::NpyArray &a, const TensorType &want,
+                                          llvm::StringRef path) {
+  std::map<std::string, ElemKind> kinds{{"<f4", ElemKind::F32}, {"<f2", ElemKind::F16},
+                                        {"<i4", ElemKind::I32}, {"<i8", ElemKind::I64},
+                                        {"|i1", ElemKind::I8},  {"|u1", ElemKind::U8}};
+  auto it = kinds.find(a.descr);
+  if (it == kinds.end())
+    return importError(path + ": dtype " + a.descr + " is not supported");
+  Tensor t(it->second, a.shape);
+  std::memcpy(t.data(), a.data.data(), a.data.size());
+  if (t.elem() != want.elem) // convert numerically (e.g. f32 file for an f16 argument)
+    t = Tensor::fromF32As(want.elem, a.shape, t.toF32());
+  return t;
+}
+
+static int runRun() {
+  if (target != "reference")
+    return fail("target '" + target + "' is not available yet (available: reference)");
+  Loaded l;
+  if (llvm::Error e = loadModel(modelPath, l))
+    return fail(llvm::toString(std::move(e)));
+  const Module &m = *l.module;
+  const Function *f = nullptr;
+  if (!function.empty()) {
+    f = m.lookupFunction(function);
+    if (!f)
+      return fail("no function @" + function + " in " + modelPath);
+  } else {
+    for (const auto &c : m.functions())
+      if (!f && c->name() != "embed")
+        f = c.get();
+    if (!f && !m.functions().empty())
+      f = m.functions().front().get();
+    if (!f)
+      return fail(modelPath + " has no function to run");
+  }
+  std::vector<Tensor> ins;
+  unsigned seed = 0;
+  bool random = inputs.empty();
+  if (inputs.size() == 1 && llvm::StringRef(inputs[0]).starts_with("random:")) {
+    random = true;
+    if (llvm::StringRef(inputs[0]).drop_front(7).getAsInteger(10, seed))
+      return fail("--input random:SEED needs an integer seed");
+  }
+  if (random) {
+    std::mt19937 rng(seed);
+    for (Value *a : f->arguments()) {
+      std::vector<int64_t> shape;
+      for (int64_t d : a->type().dims)
+        shape.push_back(d == TensorType::kDynamic ? tokens.getValue() : d);
+      int64_t n = 1;
+      for (int64_t d : shape)
+        n *= d;
+      std::vector<float> v(static_cast<size_t>(n));
+      if (isFloat(a->type().elem)) {
+        std::normal_distribution<float> nd(0, 1);
+        for (float &x : v)
+          x = nd(rng);
+      } else { // ids: below the smallest embedding table that reads this argument
+        int64_t bound = 16;
+        for (const auto &op : f->ops())
+          if (op->name() == "embedding" && op->operand(0) == a)
+            bound = m.lookupWeight(op->symbols()[0])->logicalShape()[0];
+        std::uniform_int_distribution<int64_t> ud(0, bound - 1);
+        for (float &x : v)
+          x = float(ud(rng));
+      }
+      ins.push_back(Tensor::fromF32As(a->type().elem, shape, v));
+    }
+  } else {
+    if (inputs.size() != f->numArguments())
+      return fail("@" + f->name() + " takes " + llvm::Twine(f->numArguments()) + " inputs, " +
+                  llvm::Twine(inputs.size()) + " given");
+    for (unsigned i = 0; i < inputs.size(); ++i) {
+      auto a = io::readNpy(inputs[i]);
+      if (!a)
+        return fail(llvm::toString(a.takeError()));
+      auto t = npyToTensor(*a, f->argument(i)->type(), inputs[i]);
+      if (!t)
+        return fail(llvm::toString(t.takeError()));
+      ins.push_back(std::move(*t));
+    }
+  }
+  ReferenceExecutor ex(m, l.store.get());
+  auto outs = ex.run(f->name(), ins);
+  if (!outs)
+    return fail(llvm::toString(outs.takeError()));
+  auto &os = llvm::outs();
+  os << "@" << f->name() << " on " << target << ":\n";
+  for (size_t i = 0; i < outs->size(); ++i) {
+    const Tensor &t = (*outs)[i];
+    std::vector<float> v = t.toF32();
+    double sum = 0, sq = 0, mx = 0;
+    for (float x : v) {
+      sum += x;
+      sq += double(x) * x;
+      mx = std::max(mx, double(std::fabs(x)));
+    }
+    double mean = v.empty() ? 0 : sum / double(v.size());
+    os << "  result #" << i << ": " << t.typeStr()
+       << llvm::format("  mean %.6g  rms %.6g  max|x| %.6g  first [", mean,
+                       v.empty() ? 0.0 : std::sqrt(sq / double(v.size())), mx);
+    for (size_t j = 0; j < std::min<size_t>(4, v.size()); ++j)
+      os << (j ? ", " : "") << llvm::format("%.6g", v[j]);
+    os << (v.size() > 4 ? ", ...]\n" : "]\n");
+    if (outputPath != "-" && i == 0)
+      if (llvm::Error e = io::writeNpy(outputPath, "<f4", t.shape(), v.data(), v.size() * 4))
+        return fail(llvm::toString(std::move(e)));
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM init(argc, argv);
+  registerCoreOps();
+  registerGenericPasses();
+  schemes::registerAllSchemes();
+  cl::ParseCommandLineOptions(argc, argv, "qlc: a compiler for quantized LLM layers\n");
+  if (inspectCmd)
+    return runInspect();
+  if (importCmd)
+    return runImport();
+  if (dequantCmd)
+    return runDequant();
+  if (runCmd)
+    return runRun();
+  cl::PrintHelpMessage();
+  return 1;
+}
