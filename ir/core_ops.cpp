@@ -206,7 +206,9 @@ Types inferTopk(const InferInput &in, std::string &error) {
   int64_t last = x.dims.back();
   if (k < 1 || (last != TensorType::kDynamic && k > last))
     return fail(error, "topk k = " + std::to_string(k) + " must be in [1, " +
-                           std::to_string(last) + "]");
+                           (last == TensorType::kDynamic ? std::string("?")
+                                                         : std::to_string(last)) +
+                           "]");
   TensorType vals = x;
   vals.dims.back() = k;
   TensorType idx = vals;
@@ -221,17 +223,20 @@ Types inferRmsNorm(const InferInput &in, std::string &error) {
     return fail(error, "rms_norm needs a floating-point tensor of rank >= 1, got " + str(x));
   std::vector<int64_t> ws = w->logicalShape();
   if (!w->isDense() || ws.size() != 1 || !dimsCompatible(ws[0], x.dims.back()))
-    return fail(error, "rms_norm weight @" + w->name() + " must be a dense [" +
-                           std::to_string(x.dims.back()) + "] tensor, has shape " + dimsStr(ws));
-  if (in.attr("eps").getNumber() <= 0)
+    return fail(error, "rms_norm weight @" + w->name() + " must be a dense " +
+                           dimsStr({x.dims.back()}) + " tensor, has shape " + dimsStr(ws));
+  if (!(in.attr("eps").getNumber() > 0)) // also rejects NaN
     return fail(error, "rms_norm eps must be positive");
   return std::vector<TensorType>{x};
 }
 
 Types inferConvert(const InferInput &in, std::string &error) {
   const TensorType &x = operandType(in, 0);
-  if (!in.declared || in.declared->size() != 1)
+  if (!in.declared)
     return fail(error, "convert needs its result type: convert %x : tensor<...>");
+  if (in.declared->size() != 1)
+    return fail(error, "'convert' has 1 result, but " + std::to_string(in.declared->size()) +
+                           " result types were given");
   TensorType r = (*in.declared)[0];
   if (r.rank() != x.rank())
     return fail(error, "convert cannot change the shape: " + str(x) + " to " + str(r));
@@ -243,8 +248,11 @@ Types inferConvert(const InferInput &in, std::string &error) {
 
 Types inferReshape(const InferInput &in, std::string &error) {
   const TensorType &x = operandType(in, 0);
-  if (!in.declared || in.declared->size() != 1)
+  if (!in.declared)
     return fail(error, "reshape needs its result type: reshape %x : tensor<...>");
+  if (in.declared->size() != 1)
+    return fail(error, "'reshape' has 1 result, but " + std::to_string(in.declared->size()) +
+                           " result types were given");
   TensorType r = (*in.declared)[0];
   if (r.elem != x.elem)
     return fail(error, "reshape cannot change the element type: " + str(x) + " to " + str(r));

@@ -1,6 +1,7 @@
 #include "ir/parser.h"
 
 #include <cctype>
+#include <cmath>
 #include <limits>
 #include <map>
 
@@ -110,7 +111,12 @@ public:
     ++cur_;
     t.kind = Tok::Error;
     t.end = cur_;
-    t.text = std::string("unexpected character '") + (std::isprint(c) ? std::string(1, c) : "\\x?") + "'";
+    static const char hex[] = "0123456789ABCDEF";
+    unsigned char u = static_cast<unsigned char>(c);
+    t.text = std::string("unexpected character '") +
+             (std::isprint(u) ? std::string(1, c)
+                              : std::string("\\x") + hex[u >> 4] + hex[u & 15]) +
+             "'";
     return t;
   }
 
@@ -405,6 +411,8 @@ private:
         v = -std::numeric_limits<double>::infinity();
       else if (s.getAsDouble(v))
         return error("malformed float: " + s.str());
+      if (std::isinf(v) && s != "-inf")
+        return error("float " + s.str() + " is out of range (write inf for infinity)");
       out = Attribute(v);
       consume();
       return true;
@@ -506,13 +514,15 @@ private:
     int64_t line, col;
     if (!expect(Tok::Colon, "':' after the file name"))
       return false;
-    if (tok_.kind != Tok::Integer || tok_.spelling().getAsInteger(10, line) || line < 0)
-      return error("expected a line number");
+    if (tok_.kind != Tok::Integer || tok_.spelling().getAsInteger(10, line) || line < 0 ||
+        line > int64_t(UINT32_MAX))
+      return error("expected a line number in [0, 4294967295]");
     consume();
     if (!expect(Tok::Colon, "':' after the line number"))
       return false;
-    if (tok_.kind != Tok::Integer || tok_.spelling().getAsInteger(10, col) || col < 0)
-      return error("expected a column number");
+    if (tok_.kind != Tok::Integer || tok_.spelling().getAsInteger(10, col) || col < 0 ||
+        col > int64_t(UINT32_MAX))
+      return error("expected a column number in [0, 4294967295]");
     consume();
     if (!expect(Tok::RParen, "')' to close loc(...)"))
       return false;

@@ -123,9 +123,11 @@ bool verifyFunction(const Function &f, const Module &m, DiagnosticEngine &diag) 
   }
   const auto &rt = f.resultTypes();
   if (term->operands().size() != rt.size()) {
-    diag.error(term->loc(), "'return' has " + std::to_string(term->operands().size()) +
-                                " operands but @" + f.name() + " returns " +
-                                std::to_string(rt.size()) + " values");
+    auto count = [](size_t n, const char *what) {
+      return std::to_string(n) + " " + what + (n == 1 ? "" : "s");
+    };
+    diag.error(term->loc(), "'return' has " + count(term->operands().size(), "operand") +
+                                " but @" + f.name() + " returns " + count(rt.size(), "value"));
     return false;
   }
   for (size_t i = 0; i < rt.size(); ++i)

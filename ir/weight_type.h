@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <map>
+
 #include "llvm/ADT/ArrayRef.h"
 
 #include "ir/attributes.h"
@@ -15,8 +17,13 @@
 namespace qlc {
 
 struct WeightType;
-/// Bytes of each part of one weight (or of one expert of a stack), by part name.
-using PartBytesMap = std::map<std::string, llvm::ArrayRef<uint8_t>, std::less<>>;
+/// One part's bytes and element type, as a dequantize hook sees it.
+struct PartView {
+  ElemKind elem;
+  llvm::ArrayRef<uint8_t> bytes;
+};
+/// The parts of one weight (or of one expert of a stack), by part name.
+using PartBytesMap = std::map<std::string, PartView, std::less<>>;
 
 /// One `key = value` parameter of a weight type.
 struct ParamSpec {

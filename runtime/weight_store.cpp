@@ -149,7 +149,7 @@ llvm::Expected<std::vector<float>> dequantizeWeight(const Weight &w, const Weigh
     if (!pb)
       return pb.takeError();
     keep.push_back(*pb);
-    all[p.name] = keep.back().bytes;
+    all[p.name] = PartView{p.type.elem, keep.back().bytes};
   }
   std::vector<int64_t> shape = qt.def->logicalShape(qt);
   int64_t perExpert = 1;
@@ -159,9 +159,9 @@ llvm::Expected<std::vector<float>> dequantizeWeight(const Weight &w, const Weigh
   std::vector<float> out(size_t(perExpert * experts));
   for (int64_t e = 0; e < experts; ++e) {
     PartBytesMap slice;
-    for (const auto &[name, bytes] : all) {
-      size_t n = bytes.size() / size_t(experts);
-      slice[name] = bytes.slice(size_t(e) * n, n);
+    for (const auto &[name, view] : all) {
+      size_t n = view.bytes.size() / size_t(experts);
+      slice[name] = PartView{view.elem, view.bytes.slice(size_t(e) * n, n)};
     }
     std::string msg = qt.def->dequantize(qt, slice, out.data() + e * perExpert);
     if (!msg.empty())

@@ -1,8 +1,11 @@
 // The !awq weight type: AutoAWQ GEMM checkpoints (FORMATS.md §1). Parts keep the checkpoint
 // layout: qweight [K, N/pf] and qzeros [K/G, N/pf] packed along N with the AWQ interleave,
 // scales [K/G, N].
+#include "schemes/awq/awq_type.h"
+
 #include "ir/weight_type.h"
 #include "schemes/awq/codec.h"
+#include "schemes/common/part_data.h"
 
 namespace qlc::schemes {
 namespace {
@@ -32,11 +35,43 @@ std::string verifyAwq(const WeightType &t) {
 
 } // namespace
 
+std::string dequantizeAwq(const WeightType &t, const PartBytesMap &parts, ElemKind scalesElem,
+                          float *out) {
+  AwqDims d = dimsOf(t);
+  int bits = int(d.bits);
+  int64_t words = d.n / (32 / bits), groups = d.k / d.g;
+  for (std::string e : {parts::checkSize(parts, "qweight", d.k * words, 4),
+                        parts::checkSize(parts, "qzeros", groups * words, 4),
+                        parts::checkFloatPart(parts, "scales", groups * d.n, scalesElem)})
+    if (!e.empty())
+      return e;
+  std::vector<uint32_t> qw = parts::words<uint32_t>(*parts::find(parts, "qweight"));
+  std::vector<uint32_t> qz = parts::words<uint32_t>(*parts::find(parts, "qzeros"));
+  llvm::ArrayRef<uint8_t> sb = *parts::find(parts, "scales");
+  if (scalesElem == ElemKind::F16) {
+    std::vector<uint16_t> s = parts::words<uint16_t>(sb);
+    awq::dequantize(qw, qz, s, d.k, d.n, t.intParam("group"), std::span<float>(out, d.n * d.k),
+                    bits);
+    return "";
+  }
+  // bf16 / f32 scales: the codec's formula with the scale decoded exactly instead of from fp16.
+  std::vector<float> s = parts::decodeFloats(sb, scalesElem);
+  for (int64_t k = 0; k < d.k; ++k) {
+    int64_t grp = k / d.g;
+    for (int64_t n = 0; n < d.n; ++n) {
+      int32_t q = int32_t(awq::unpackCode(qw.data(), d.n, k, n, bits));
+      int32_t z = int32_t(awq::unpackCode(qz.data(), d.n, grp, n, bits));
+      out[n * d.k + k] = float(q - z) * s[grp * d.n + n];
+    }
+  }
+  return "";
+}
+
 void register_awq() {
   WeightTypeDef def;
   def.mnemonic = "awq";
   def.summary = "AutoAWQ GEMM: codes packed along N with the AWQ interleave, zero points, "
-                "per-group fp16 scales";
+                "per-group f16 / bf16 / f32 scales";
   def.params = {
       {"bits", AttrKind::Int, Attribute(int64_t(4)), {}, "4 (GEMM) or 8 (awq_marlin input)"},
       {"group", AttrKind::Int, std::nullopt, {}, "group size along K; -1 = one group"},
@@ -53,6 +88,11 @@ void register_awq() {
         {"qzeros", {ElemKind::I32}, {d.k / d.g, d.n / pf}, false},
         {"scales", {ElemKind::F16, ElemKind::BF16, ElemKind::F32}, {d.k / d.g, d.n}, false},
     };
+  };
+  def.dequantize = [](const WeightType &t, const PartBytesMap &parts, float *out) {
+    AwqDims d = dimsOf(t);
+    int64_t count = (d.k / d.g) * d.n;
+    return dequantizeAwq(t, parts, parts::hookFloatElem(parts, "scales", count), out);
   };
   WeightTypeRegistry::get().add(std::move(def));
 }

@@ -147,6 +147,7 @@ int main(int argc, char **argv) {
   if (auto *tp = cl::getRegisteredOptions().lookup("time-passes")) {
     tp->addCategory(cat);
     tp->setDescription("Report the time each pass takes");
+    tp->setHiddenFlag(cl::NotHidden);
   }
   cl::HideUnrelatedOptions(cat);
   cl::ParseCommandLineOptions(argc, argv, "qlc-opt: run qlc passes on a .qir module\n");
@@ -158,6 +159,13 @@ int main(int argc, char **argv) {
       printOpList(llvm::outs());
     return 0;
   }
+
+  for (const std::string &name : printAfter)
+    if (!PassRegistry::get().lookup(name)) {
+      llvm::errs() << "qlc-opt: error: --print-ir-after names unknown pass '" << name
+                   << "' (see --list-passes)\n";
+      return 1;
+    }
 
   auto bufOrErr = llvm::MemoryBuffer::getFileOrSTDIN(inputFile, /*IsText=*/true);
   if (std::error_code ec = bufOrErr.getError()) {
@@ -195,15 +203,18 @@ int main(int argc, char **argv) {
 
   bool ok = true;
   for (size_t c = 0; c < chunks.size(); ++c) {
-    // Blank out the other chunks (keeping newlines) so line numbers are those of the file.
-    std::string chunkText(text.begin(), text.end());
-    for (size_t i = 0; i < chunkText.size(); ++i)
-      if ((i < chunks[c].first || i >= chunks[c].second) && chunkText[i] != '\n')
+    // Blank out the chunks before this one (keeping newlines) so line numbers are those of the
+    // file, and end the buffer where the chunk ends so an end-of-file error points there.
+    std::string chunkText(text.begin(), text.begin() + chunks[c].second);
+    for (size_t i = 0; i < chunks[c].first; ++i)
+      if (chunkText[i] != '\n')
         chunkText[i] = ' ';
     if (c)
       output.os() << "// -----\n";
     ok &= processChunk(chunkText, name, output.os());
   }
+  if (!ok)
+    return 1; // the output file is removed (as mlir-opt does): a failed run writes nothing
   output.keep();
-  return ok ? 0 : 1;
+  return 0;
 }
