@@ -7,7 +7,7 @@ define_property(GLOBAL PROPERTY QLC_SCHEMES BRIEF_DOCS "registered schemes" FULL
 function(qlc_add_scheme name)
   cmake_parse_arguments(ARG "" "" "SOURCES;LIBS" ${ARGN})
   add_library(qlc_scheme_${name} STATIC ${ARG_SOURCES})
-  target_link_libraries(qlc_scheme_${name} PUBLIC qlc_ir qlc_passes qlc_import ${ARG_LIBS})
+  target_link_libraries(qlc_scheme_${name} PUBLIC qlc_ir qlc_passes qlc_import qlc_runtime ${ARG_LIBS})
   set_property(GLOBAL APPEND PROPERTY QLC_SCHEMES ${name})
 endfunction()
 

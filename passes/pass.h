@@ -47,11 +47,14 @@ std::optional<uint64_t> parseByteSize(llvm::StringRef s);
 
 class Module;
 
+class WeightStore;
+
 /// What a pass may use besides the module: diagnostics, and (set by tools that have one) the
-/// checkpoint that `from "..."` parts refer to.
+/// checkpoint that `from "..."` parts refer to. Passes that rewrite weight bytes read parts with
+/// resolvePart(weight, part, ctx.store) (runtime/weight_store.h); null store = inline data only.
 struct PassContext {
   DiagnosticEngine &diag;
-  void *weightSource = nullptr; // opaque to the pass manager; see passes that read weights
+  const WeightStore *store = nullptr;
 };
 
 class Pass;

@@ -17,6 +17,7 @@
 #include "ir/printer.h"
 #include "ir/verifier.h"
 #include "passes/pass_manager.h"
+#include "runtime/weight_store.h"
 #include "schemes/all_schemes.h"
 
 using namespace qlc;
@@ -118,7 +119,13 @@ static bool processChunk(const std::string &text, const std::string &name, llvm:
     pmo.timePasses = llvm::TimePassesIsEnabled;
     pmo.statistics = passStatistics;
     pmo.printLocations = printLocations;
-    PassContext ctx{diag};
+    // Passes that rewrite weights read `from "..."` parts from the module's checkpoint.
+    auto store = WeightStore::openForModule(*m);
+    if (!store) {
+      diag.error({}, llvm::toString(store.takeError()));
+      return verifyDiagnostics ? expected->check(checkDiag) && checkDiag.numErrors() == 0 : false;
+    }
+    PassContext ctx{diag, store->get()};
     PassManager pm(ctx, pmo);
     std::string err = pm.addPipeline(passPipeline);
     if (!err.empty()) {
