@@ -90,6 +90,7 @@ llvm::Expected<ImportedModel> readSafetensorsModel(llvm::StringRef path) {
   model.info.hiddenSize = jsonInt(mc, {"hidden_size", "n_embd"}, 0);
   model.info.numExperts = jsonInt(mc, {"num_local_experts", "num_experts", "n_routed_experts"}, 0);
   model.info.topK = jsonInt(mc, {"num_experts_per_tok", "moe_topk"}, 0);
+  model.info.topKSource = "config.json num_experts_per_tok";
   if (auto r = mc.getBoolean("norm_topk_prob"))
     model.info.renormalize = *r;
   else

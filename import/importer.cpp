@@ -109,7 +109,8 @@ namespace {
 
 class FunctionBuilder {
 public:
-  FunctionBuilder(Module &m, std::string name) : m_(m) {
+  FunctionBuilder(Module &m, std::string name, std::string checkpoint)
+      : m_(m), checkpoint_(std::move(checkpoint)) {
     registerCoreOps();
     f_ = std::make_unique<Function>(std::move(name), Location{});
   }
@@ -126,7 +127,8 @@ public:
     std::string err;
     auto types = inferResultTypes(*o, m_, nullptr, err);
     if (!types)
-      return importError("building @" + f_->name() + ": " + err);
+      return importError(checkpoint_ + ": the weights of @" + f_->name() +
+                         " do not fit together: " + err);
     Value *first = nullptr;
     for (size_t i = 0; i < types->size(); ++i) {
       Value *v = o->addResult((*types)[i], i == 0 ? resultName : "");
@@ -147,6 +149,7 @@ public:
 
 private:
   Module &m_;
+  std::string checkpoint_;
   std::unique_ptr<Function> f_;
 };
 
@@ -186,7 +189,7 @@ llvm::Expected<std::unique_ptr<Module>> assembleModule(const ImportedModel &mode
   int64_t hidden = model.info.hiddenSize;
 
   if (has("model.embed_tokens")) {
-    FunctionBuilder fb(*m, "embed");
+    FunctionBuilder fb(*m, "embed", model.checkpoint);
     Value *ids = fb.arg(TensorType(ElemKind::I32, {kDyn}), "ids");
     auto y = fb.op("embedding", {ids}, {"model.embed_tokens"}, {}, "y");
     if (!y)
@@ -195,11 +198,22 @@ llvm::Expected<std::unique_ptr<Module>> assembleModule(const ImportedModel &mode
     if (!hidden)
       hidden = m->lookupWeight("model.embed_tokens")->logicalShape()[1];
   }
-  for (int64_t l = 0; l < std::max<int64_t>(model.info.numLayers, 0); ++l) {
+  // Blocks are found from the weights present (a layer count in the config is not trusted: a
+  // hostile file could claim 2^32 layers).
+  std::set<int64_t> layers;
+  for (const ImportedModule &mod : model.modules) {
+    llvm::StringRef n = mod.name;
+    if (!n.consume_front("model.layers."))
+      continue;
+    int64_t l;
+    if (!n.consumeInteger(10, l) && n.starts_with("."))
+      layers.insert(l);
+  }
+  for (int64_t l : layers) {
     std::string p = "model.layers." + std::to_string(l) + ".mlp";
     if (has(p + ".gate_proj") && has(p + ".up_proj") && has(p + ".down_proj")) {
       int64_t h = m->lookupWeight(p + ".gate_proj")->logicalShape()[1];
-      FunctionBuilder fb(*m, p);
+      FunctionBuilder fb(*m, p, model.checkpoint);
       Value *x = fb.arg(TensorType(ElemKind::F32, {kDyn, h}), "x");
       auto g = fb.op("linear", {x}, biasOf(p + ".gate_proj"), {}, "gate");
       if (!g)
@@ -224,7 +238,13 @@ llvm::Expected<std::unique_ptr<Module>> assembleModule(const ImportedModel &mode
       const Weight *gate = m->lookupWeight(ex + ".gate_proj");
       int64_t h = gate->logicalShape()[2], e = gate->experts();
       int64_t topK = model.info.topK > 0 ? model.info.topK : std::min<int64_t>(2, e);
-      FunctionBuilder fb(*m, p.substr(0, p.size() - 4) + ".moe");
+      if (topK > e)
+        return importError(model.checkpoint + ": " +
+                           (model.info.topKSource.empty() ? std::string("top_k")
+                                                          : model.info.topKSource) +
+                           " = " + llvm::Twine(topK) + " exceeds the " + llvm::Twine(e) +
+                           " experts of " + ex);
+      FunctionBuilder fb(*m, p.substr(0, p.size() - 4) + ".moe", model.checkpoint);
       Value *x = fb.arg(TensorType(ElemKind::F32, {kDyn, h}), "x");
       auto logits = fb.op("linear", {x}, {p + ".gate"}, {}, "router_logits");
       if (!logits)
@@ -241,7 +261,7 @@ llvm::Expected<std::unique_ptr<Module>> assembleModule(const ImportedModel &mode
   }
   if (has("lm_head")) {
     int64_t h = m->lookupWeight("lm_head")->logicalShape()[1];
-    FunctionBuilder fb(*m, "lm_head");
+    FunctionBuilder fb(*m, "lm_head", model.checkpoint);
     Value *x = fb.arg(TensorType(ElemKind::F32, {kDyn, h}), "x");
     auto y = fb.op("linear", {x}, biasOf("lm_head"), {}, "logits");
     if (!y)

@@ -45,6 +45,7 @@ struct ModelInfo {
   int64_t hiddenSize = 0;
   int64_t numExperts = 0;    // 0 = dense MLPs
   int64_t topK = 0;
+  std::string topKSource;    // the config key top_k was read from, for messages
   bool renormalize = false;  // renormalise the top-k routing weights
   double rmsEps = 1e-6;
   std::string scheme;        // "awq", "gguf", "dense", ...

@@ -30,7 +30,7 @@ bool verifyWeight(const Weight &w, DiagnosticEngine &diag) {
       fail(w.loc(), "weight @" + w.name() + " has a dynamic shape " + t.str());
       return false;
     }
-    expected.push_back({"data", {t.elem}, t.dims, false});
+    expected.push_back({"data", {t.elem}, t.dims, false, t.rank() == 3 ? 1 : 0, 1});
   } else {
     const WeightType &qt = w.quantType();
     if (qt.def->verify) {

@@ -46,8 +46,11 @@ std::vector<int64_t> WeightType::logicalShape() const {
 std::vector<PartSpec> WeightType::expectedParts() const {
   std::vector<PartSpec> parts = def->parts(*this);
   if (int64_t e = experts())
-    for (PartSpec &p : parts)
+    for (PartSpec &p : parts) {
       p.shape.insert(p.shape.begin(), e);
+      if (p.nDim >= 0)
+        ++p.nDim;
+    }
   return parts;
 }
 

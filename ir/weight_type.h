@@ -40,6 +40,13 @@ struct PartSpec {
   std::vector<ElemKind> elems; // allowed element types
   std::vector<int64_t> shape;
   bool optional = false;
+  /// The dim of the (per-expert) part that runs along N, the output channels, or -1 if the part
+  /// does not depend on N (e.g. g_idx). Two weights concatenate along N (w13 = [gate ; up]) by
+  /// concatenating each part along nDim, provided N is a multiple of `nAlign` (the channels packed
+  /// together: 8 for AWQ 4-bit qweight words, 32 for GPTQ 3-bit qzeros). Lets generic passes
+  /// merge weights without knowing the scheme.
+  int nDim = -1;
+  int nAlign = 1;
 };
 
 struct WeightTypeDef {
@@ -75,7 +82,7 @@ struct WeightType {
   int64_t experts() const;
   /// Logical shape including the leading [E] of expert-stacked weights.
   std::vector<int64_t> logicalShape() const;
-  /// Expected parts including the leading [E] of expert-stacked weights.
+  /// Expected parts including the leading [E] of expert-stacked weights (nDim counts it).
   std::vector<PartSpec> expectedParts() const;
   /// `!awq<bits = 4, ...>`; parameters equal to their default are not printed.
   std::string str() const;

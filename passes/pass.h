@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "llvm/Support/Error.h"
 #include "llvm/Support/LogicalResult.h"
 
 #include "ir/ir.h"
@@ -49,12 +50,20 @@ class Module;
 
 class WeightStore;
 
-/// What a pass may use besides the module: diagnostics, and (set by tools that have one) the
-/// checkpoint that `from "..."` parts refer to. Passes that rewrite weight bytes read parts with
-/// resolvePart(weight, part, ctx.store) (runtime/weight_store.h); null store = inline data only.
+/// What a pass may use besides the module: diagnostics, and the checkpoint that `from "..."` parts
+/// refer to. The checkpoint is opened on first use (a module whose passes never read weight bytes
+/// need not have its checkpoint at hand). Passes that rewrite weights read parts with
+/// resolvePart(weight, part, *ctx.checkpoint()) (runtime/weight_store.h).
 struct PassContext {
   DiagnosticEngine &diag;
-  const WeightStore *store = nullptr;
+  /// Opens the module's checkpoint; returns null when the module names none. Set by the tool.
+  std::function<llvm::Expected<const WeightStore *>()> openCheckpoint;
+
+  llvm::Expected<const WeightStore *> checkpoint() {
+    if (!openCheckpoint)
+      return nullptr;
+    return openCheckpoint();
+  }
 };
 
 class Pass;

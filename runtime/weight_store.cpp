@@ -35,13 +35,25 @@ llvm::Expected<std::unique_ptr<WeightStore>> WeightStore::open(llvm::StringRef p
   return s;
 }
 
-llvm::Expected<std::unique_ptr<WeightStore>> WeightStore::openForModule(const Module &m) {
+llvm::Expected<std::unique_ptr<WeightStore>> WeightStore::openForModule(const Module &m,
+                                                                        llvm::StringRef moduleFile) {
   auto it = m.attrs().find("checkpoint");
   if (it == m.attrs().end())
     return std::unique_ptr<WeightStore>();
+  std::string where = moduleFile.empty() ? std::string("module") : moduleFile.str();
   if (it->second.kind() != AttrKind::String)
-    return err("module attribute 'checkpoint' must be a string path");
-  return open(it->second.getString());
+    return err(where + ": module attribute 'checkpoint' must be a string path");
+  llvm::SmallString<256> path(it->second.getString());
+  if (llvm::sys::path::is_relative(path) && !moduleFile.empty()) {
+    llvm::SmallString<256> base(llvm::sys::path::parent_path(moduleFile));
+    llvm::sys::path::append(base, path);
+    path = base;
+  }
+  auto s = open(path);
+  if (!s)
+    return err(where + ": checkpoint \"" + it->second.getString() +
+               "\": " + llvm::toString(s.takeError()));
+  return s;
 }
 
 static std::optional<io::DType> dtypeOf(ElemKind k) {

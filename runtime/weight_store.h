@@ -23,8 +23,10 @@ public:
   /// Opens a .gguf file, a .safetensors file, or a model directory (model.safetensors, a sharded
   /// index, or *.safetensors).
   static llvm::Expected<std::unique_ptr<WeightStore>> open(llvm::StringRef path);
-  /// Opens the module's `checkpoint` attribute, or returns null if it has none.
-  static llvm::Expected<std::unique_ptr<WeightStore>> openForModule(const Module &m);
+  /// Opens the module's `checkpoint` attribute, or returns null if it has none. A relative path is
+  /// taken relative to `moduleFile`'s folder (the .qir that names it), and errors name that file.
+  static llvm::Expected<std::unique_ptr<WeightStore>> openForModule(const Module &m,
+                                                                    llvm::StringRef moduleFile = "");
 
   const std::string &path() const { return path_; }
   const io::SafetensorsCheckpoint *safetensors() const { return st_.get(); }

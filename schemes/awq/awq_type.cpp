@@ -84,9 +84,9 @@ void register_awq() {
     AwqDims d = dimsOf(t);
     int64_t pf = 32 / d.bits;
     return std::vector<PartSpec>{
-        {"qweight", {ElemKind::I32}, {d.k, d.n / pf}, false},
-        {"qzeros", {ElemKind::I32}, {d.k / d.g, d.n / pf}, false},
-        {"scales", {ElemKind::F16, ElemKind::BF16, ElemKind::F32}, {d.k / d.g, d.n}, false},
+        {"qweight", {ElemKind::I32}, {d.k, d.n / pf}, false, 1, int(pf)},
+        {"qzeros", {ElemKind::I32}, {d.k / d.g, d.n / pf}, false, 1, int(pf)},
+        {"scales", {ElemKind::F16, ElemKind::BF16, ElemKind::F32}, {d.k / d.g, d.n}, false, 1, 1},
     };
   };
   def.dequantize = [](const WeightType &t, const PartBytesMap &parts, float *out) {
@@ -95,6 +95,8 @@ void register_awq() {
     return dequantizeAwq(t, parts, parts::hookFloatElem(parts, "scales", count), out);
   };
   WeightTypeRegistry::get().add(std::move(def));
+  void registerAwqImport(); // awq_import.cpp
+  registerAwqImport();
 }
 
 } // namespace qlc::schemes

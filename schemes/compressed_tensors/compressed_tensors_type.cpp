@@ -60,11 +60,12 @@ std::vector<PartSpec> ctParts(const WeightType &t) {
   int64_t pf = packFactor(d.cfg.bits);
   int64_t groups = ct::numGroups(d.k, d.cfg);
   std::vector<PartSpec> p = {
-      {"weight_packed", {ElemKind::I32}, {d.n, codec::ceilDiv(d.k, pf)}, false},
-      {"weight_scale", {ElemKind::F16, ElemKind::BF16, ElemKind::F32}, {d.n, groups}, false},
+      {"weight_packed", {ElemKind::I32}, {d.n, codec::ceilDiv(d.k, pf)}, false, 0, 1},
+      {"weight_scale", {ElemKind::F16, ElemKind::BF16, ElemKind::F32}, {d.n, groups}, false, 0, 1},
   };
   if (!d.cfg.symmetric)
-    p.push_back({"weight_zero_point", {ElemKind::I32}, {codec::ceilDiv(d.n, pf), groups}, false});
+    p.push_back({"weight_zero_point", {ElemKind::I32}, {codec::ceilDiv(d.n, pf), groups}, false, 0,
+                 int(pf)});
   if (d.actorder == "group")
     p.push_back({"weight_g_idx", {ElemKind::I32}, {d.k}, false});
   p.push_back({"weight_shape", {ElemKind::I64, ElemKind::I32}, {2}, true});
@@ -148,6 +149,8 @@ void register_compressed_tensors() {
     return dequantizeCtWna16(t, parts, parts::hookFloatElem(parts, "weight_scale", count), out);
   };
   WeightTypeRegistry::get().add(std::move(def));
+  void registerCompressedTensorsImport(); // compressed_tensors_import.cpp
+  registerCompressedTensorsImport();
 }
 
 } // namespace qlc::schemes

@@ -115,6 +115,7 @@ llvm::Expected<ImportedModel> readGguf(llvm::StringRef path) {
   model.info.hiddenSize = metaInt(f, arch + ".embedding_length", 0);
   model.info.numExperts = metaInt(f, arch + ".expert_count", 0);
   model.info.topK = metaInt(f, arch + ".expert_used_count", 0);
+  model.info.topKSource = arch + ".expert_used_count";
   if (const io::GgufValue *v = f.find(arch + ".attention.layer_norm_rms_epsilon"))
     if (auto d = v->asFloat())
       model.info.rmsEps = *d;
@@ -155,6 +156,19 @@ llvm::Expected<ImportedModel> readGguf(llvm::StringRef path) {
       return w.takeError();
     it->second.bias = std::move(*w);
   }
+  // The block count must describe the tensors (a file claiming 2^32 blocks is malformed, and
+  // loaders that trust it loop or allocate for that many).
+  int64_t blocks = 0;
+  for (const io::GgufTensorInfo &t : f.tensors()) {
+    llvm::StringRef n = t.name;
+    int64_t b;
+    if (n.consume_front("blk.") && !n.consumeInteger(10, b) && n.starts_with("."))
+      blocks = std::max(blocks, b + 1);
+  }
+  if (f.find(arch + ".block_count") && model.info.numLayers != blocks)
+    return importError(path + ": '" + arch + ".block_count' = " +
+                       llvm::Twine(model.info.numLayers) + " but the file has tensors for " +
+                       llvm::Twine(blocks) + " blocks");
   for (auto &[n, mod] : modules)
     model.modules.push_back(std::move(mod));
   return model;

@@ -94,7 +94,7 @@ void register_gguf() {
   def.logicalShape = [](const WeightType &t) { return t.intArrayParam("shape"); };
   def.parts = [](const WeightType &t) {
     GgufDims d = dimsOf(t);
-    return std::vector<PartSpec>{{"data", {ElemKind::U8}, {d.n, d.k / d.blck * d.bytes}, false}};
+    return std::vector<PartSpec>{{"data", {ElemKind::U8}, {d.n, d.k / d.blck * d.bytes}, false, 0, 1}};
   };
   def.dequantize = dequantizeGguf;
   WeightTypeRegistry::get().add(std::move(def));

@@ -49,9 +49,10 @@ std::vector<PartSpec> gptqParts(const WeightType &t) {
   GptqDims d = dimsOf(t);
   int64_t groups = gptq::numGroups(d.k, d.cfg.groupSize);
   return {
-      {"qweight", {ElemKind::I32}, {gptq::qweightRows(d.k, d.cfg.bits), d.n}, false},
-      {"qzeros", {ElemKind::I32}, {groups, gptq::qzerosCols(d.n, d.cfg.bits)}, false},
-      {"scales", {ElemKind::F16, ElemKind::BF16, ElemKind::F32}, {groups, d.n}, false},
+      {"qweight", {ElemKind::I32}, {gptq::qweightRows(d.k, d.cfg.bits), d.n}, false, 1, 1},
+      {"qzeros", {ElemKind::I32}, {groups, gptq::qzerosCols(d.n, d.cfg.bits)}, false, 1,
+       d.cfg.bits == 3 ? 32 : 32 / d.cfg.bits},
+      {"scales", {ElemKind::F16, ElemKind::BF16, ElemKind::F32}, {groups, d.n}, false, 1, 1},
       {"g_idx", {ElemKind::I32}, {d.k}, !d.descAct},
   };
 }
@@ -147,6 +148,8 @@ void register_gptq() {
     return dequantizeGptq(t, parts, parts::hookFloatElem(parts, "scales", count), out);
   };
   WeightTypeRegistry::get().add(std::move(def));
+  void registerGptqImport(); // gptq_import.cpp
+  registerGptqImport();
 }
 
 } // namespace qlc::schemes

@@ -51,9 +51,9 @@ void register_w8a8() {
   def.parts = [](const WeightType &t) {
     auto [n, k] = nkOf(t);
     return std::vector<PartSpec>{
-        {"weight", {ElemKind::I8}, {n, k}, false},
-        {"weight_scale", {ElemKind::F16, ElemKind::BF16, ElemKind::F32}, {n, 1}, false},
-        {"weight_offset", {ElemKind::F16, ElemKind::BF16, ElemKind::F32}, {n, 1}, true},
+        {"weight", {ElemKind::I8}, {n, k}, false, 0, 1},
+        {"weight_scale", {ElemKind::F16, ElemKind::BF16, ElemKind::F32}, {n, 1}, false, 0, 1},
+        {"weight_offset", {ElemKind::F16, ElemKind::BF16, ElemKind::F32}, {n, 1}, true, 0, 1},
     };
   };
   def.dequantize = [](const WeightType &t, const PartBytesMap &parts, float *out) {
@@ -61,6 +61,8 @@ void register_w8a8() {
     return dequantizeW8a8(t, parts, parts::hookFloatElem(parts, "weight_scale", n), out);
   };
   WeightTypeRegistry::get().add(std::move(def));
+  void registerW8a8Import(); // w8a8_import.cpp
+  registerW8a8Import();
 }
 
 } // namespace qlc::schemes

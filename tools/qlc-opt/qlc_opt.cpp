@@ -119,13 +119,18 @@ static bool processChunk(const std::string &text, const std::string &name, llvm:
     pmo.timePasses = llvm::TimePassesIsEnabled;
     pmo.statistics = passStatistics;
     pmo.printLocations = printLocations;
-    // Passes that rewrite weights read `from "..."` parts from the module's checkpoint.
-    auto store = WeightStore::openForModule(*m);
-    if (!store) {
-      diag.error({}, llvm::toString(store.takeError()));
-      return verifyDiagnostics ? expected->check(checkDiag) && checkDiag.numErrors() == 0 : false;
-    }
-    PassContext ctx{diag, store->get()};
+    // Passes that rewrite weights read `from "..."` parts from the module's checkpoint, opened on
+    // first use.
+    std::unique_ptr<WeightStore> store;
+    PassContext ctx{diag, [&]() -> llvm::Expected<const WeightStore *> {
+                      if (!store) {
+                        auto s = WeightStore::openForModule(*m, name == "<stdin>" ? "" : name);
+                        if (!s)
+                          return s.takeError();
+                        store = std::move(*s);
+                      }
+                      return store.get();
+                    }};
     PassManager pm(ctx, pmo);
     std::string err = pm.addPipeline(passPipeline);
     if (!err.empty()) {

@@ -26,6 +26,7 @@
 using namespace qlc;
 namespace cl = llvm::cl;
 
+static cl::OptionCategory qlcCat("qlc options");
 static cl::SubCommand inspectCmd("inspect", "Print every weight: scheme, shape, parameters, bytes");
 static cl::SubCommand importCmd("import", "Write the IR of a checkpoint (weights referenced, not copied)");
 static cl::SubCommand dequantCmd("dequant", "Write the reference-dequantized f32 of one weight as .npy");
@@ -33,22 +34,22 @@ static cl::SubCommand runCmd("run", "Run a function of a model on given or rando
 
 static cl::opt<std::string> modelPath(cl::Positional, cl::desc("<model dir | .safetensors | .gguf | .qir>"),
                                       cl::Required, cl::sub(inspectCmd), cl::sub(importCmd),
-                                      cl::sub(dequantCmd), cl::sub(runCmd));
+                                      cl::sub(dequantCmd), cl::sub(runCmd), cl::cat(qlcCat));
 static cl::opt<std::string> weightName(cl::Positional, cl::desc("<weight or checkpoint tensor name>"),
-                                       cl::Required, cl::sub(dequantCmd));
+                                       cl::Required, cl::sub(dequantCmd), cl::cat(qlcCat));
 static cl::opt<std::string> outputPath("o", cl::desc("Output file"), cl::value_desc("file"),
                                        cl::init("-"), cl::sub(importCmd), cl::sub(dequantCmd),
-                                       cl::sub(runCmd));
+                                       cl::sub(runCmd), cl::cat(qlcCat));
 static cl::opt<bool> quiet("quiet", cl::desc("No progress output"), cl::sub(inspectCmd),
-                           cl::sub(importCmd), cl::sub(dequantCmd), cl::sub(runCmd));
+                           cl::sub(importCmd), cl::sub(dequantCmd), cl::sub(runCmd), cl::cat(qlcCat));
 static cl::opt<std::string> target("target", cl::desc("Where to run: reference"),
-                                   cl::init("reference"), cl::sub(runCmd));
+                                   cl::init("reference"), cl::sub(runCmd), cl::cat(qlcCat));
 static cl::opt<std::string> function("function", cl::desc("Function to run (default: the first block)"),
-                                     cl::sub(runCmd));
+                                     cl::sub(runCmd), cl::cat(qlcCat));
 static cl::list<std::string> inputs("input", cl::desc("An input: file.npy, or random:SEED for all"),
-                                    cl::sub(runCmd));
+                                    cl::sub(runCmd), cl::cat(qlcCat));
 static cl::opt<int64_t> tokens("tokens", cl::desc("Size of dynamic dims for random inputs"),
-                               cl::init(4), cl::sub(runCmd));
+                               cl::init(4), cl::sub(runCmd), cl::cat(qlcCat));
 
 static int fail(const llvm::Twine &msg) {
   llvm::errs() << "qlc: error: " << msg << "\n";
@@ -94,7 +95,7 @@ static llvm::Error loadModel(llvm::StringRef path, Loaded &out) {
     if (llvm::failed(verifyModule(*out.module, diag)))
       return importError(path + ": the imported module does not verify (see the errors above)");
   }
-  auto store = WeightStore::openForModule(*out.module);
+  auto store = WeightStore::openForModule(*out.module, path.ends_with(".qir") ? path : "");
   if (!store)
     return store.takeError();
   out.store = std::move(*store);
@@ -229,6 +230,8 @@ static llvm::Expected<Tensor> npyToTensor(const io::NpyArray &a, const TensorTyp
 }
 
 static int runRun() {
+  if (tokens < 1 || tokens > 1000000)
+    return fail("--tokens must be in [1, 1000000], got " + llvm::Twine(tokens.getValue()));
   if (target != "reference")
     return fail("target '" + target + "' is not available yet (available: reference)");
   Loaded l;
@@ -276,6 +279,8 @@ static int runRun() {
         for (const auto &op : f->ops())
           if (op->name() == "embedding" && op->operand(0) == a)
             bound = m.lookupWeight(op->symbols()[0])->logicalShape()[0];
+        if (bound <= 0)
+          return fail("@" + f->name() + " reads an embedding table with no rows");
         std::uniform_int_distribution<int64_t> ud(0, bound - 1);
         for (float &x : v)
           x = float(ud(rng));
@@ -330,6 +335,7 @@ int main(int argc, char **argv) {
   registerCoreOps();
   registerGenericPasses();
   schemes::registerAllSchemes();
+  cl::HideUnrelatedOptions(qlcCat);
   cl::ParseCommandLineOptions(argc, argv, "qlc: a compiler for quantized LLM layers\n");
   if (inspectCmd)
     return runInspect();
