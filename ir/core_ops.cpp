@@ -141,6 +141,10 @@ Types inferEmbedding(const InferInput &in, std::string &error) {
   TensorType r = ids;
   r.dims.push_back(ws[1]);
   r.elem = w->isDense() && isFloat(w->denseType().elem) ? w->denseType().elem : ElemKind::F32;
+  // A declared float result type is a conversion of the gathered rows (so a table can be
+  // re-typed by a pass, e.g. dequantized to f16, without changing its users).
+  if (in.declared && in.declared->size() == 1 && isFloat((*in.declared)[0].elem))
+    r.elem = (*in.declared)[0].elem;
   return std::vector<TensorType>{r};
 }
 

@@ -84,6 +84,8 @@ std::optional<std::vector<TensorType>> inferResultTypes(const Operation &op, con
     }
   for (const auto &[k, v] : op.attrs()) {
     const AttrSpec *spec = d.attrSpec(k);
+    if (!spec && d.openAttrs)
+      continue;
     if (!spec) {
       std::string names;
       for (const AttrSpec &a : d.attrs)

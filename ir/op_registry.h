@@ -46,6 +46,9 @@ struct OpDef {
   unsigned minSymbols = 0, maxSymbols = 0;
   bool pure = true;
   bool terminator = false;
+  /// Attributes beyond `attrs` are allowed (backend ops that carry a weight type's parameters as
+  /// their specialisation); the op's infer checks them.
+  bool openAttrs = false;
   std::vector<AttrSpec> attrs;
   InferFn infer;
   FoldFn fold;

@@ -7,6 +7,10 @@ namespace qlc {
 void registerVerifyPass();
 void registerCanonicalizePass();
 void registerDcePass();
+void registerMaterializeExpertsPass();
+void registerDequantizeWeightsPass();
+void registerFuseDequantPass();
+void registerCpuOps();
 
 void registerGenericPasses() {
   static std::once_flag once;
@@ -14,6 +18,13 @@ void registerGenericPasses() {
     registerVerifyPass();
     registerCanonicalizePass();
     registerDcePass();
+    registerMaterializeExpertsPass();
+    registerDequantizeWeightsPass();
+    registerFuseDequantPass();
+    registerCpuOps(); // so modules holding cpu.* ops parse
+    PassRegistry::get().addPipeline(
+        {"lower-cpu", "lower a model for the CPU backend (what qlc compile --target cpu runs)",
+         "materialize-experts,fuse-dequant,canonicalize,dce"});
   });
 }
 

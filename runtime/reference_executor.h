@@ -48,6 +48,13 @@ private:
   std::map<std::string, std::vector<float>, std::less<>> weights_;
 };
 
+/// The reference semantics of `linear` and `moe` (operands and weight symbols in the same order),
+/// for backend ops that compute the same thing on another layout.
+llvm::Error referenceLinear(ReferenceExecutor &ex, const Operation &op,
+                            const std::vector<const Tensor *> &inputs, std::vector<Tensor> &outputs);
+llvm::Error referenceMoe(ReferenceExecutor &ex, const Operation &op,
+                         const std::vector<const Tensor *> &inputs, std::vector<Tensor> &outputs);
+
 /// Makes an llvm::Error located at an op: "file:line:col: 'op' <msg>".
 llvm::Error opError(const Operation &op, const llvm::Twine &msg);
 

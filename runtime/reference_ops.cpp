@@ -331,6 +331,14 @@ llvm::Error reshape(ReferenceExecutor &, const Operation &op, const Inputs &in, 
 
 } // namespace
 
+llvm::Error referenceLinear(ReferenceExecutor &ex, const Operation &op, const Inputs &in,
+                            Outputs &out) {
+  return linear(ex, op, in, out);
+}
+llvm::Error referenceMoe(ReferenceExecutor &ex, const Operation &op, const Inputs &in, Outputs &out) {
+  return moe(ex, op, in, out);
+}
+
 void registerCoreReferenceOps() {
   static std::once_flag once;
   std::call_once(once, [] {
