@@ -29,33 +29,34 @@
 namespace cl = llvm::cl;
 using namespace qlc;
 
+static cl::OptionCategory genCat("qlc-make-checkpoint options");
 static cl::opt<std::string> scheme("scheme", cl::desc("awq | gptq | ct | w8a8 | dense"),
-                                   cl::Required);
-static cl::opt<int> bitsOpt("bits", cl::desc("Code width (default: 4; w8a8: 8)"), cl::init(0));
+                                   cl::Required, cl::cat(genCat));
+static cl::opt<int> bitsOpt("bits", cl::desc("Code width (default: 4; w8a8: 8)"), cl::init(0), cl::cat(genCat));
 static cl::opt<int64_t> groupOpt("group",
                                  cl::desc("Group size along K; -1 = one group (ct: channel)"),
-                                 cl::init(32));
+                                 cl::init(32), cl::cat(genCat));
 static cl::opt<bool> symOpt("sym", cl::desc("Symmetric codes (gptq, ct; the default)"));
-static cl::opt<bool> asymOpt("asym", cl::desc("Asymmetric codes with zero points"));
+static cl::opt<bool> asymOpt("asym", cl::desc("Asymmetric codes with zero points"), cl::cat(genCat));
 static cl::opt<std::string> formatOpt("format", cl::desc("gptq checkpoint format: v1 | v2"),
-                                      cl::init("v1"));
+                                      cl::init("v1"), cl::cat(genCat));
 static cl::opt<bool> descAct("desc-act",
-                             cl::desc("Act-order: gptq desc_act / ct actorder = group (g_idx)"));
-static cl::opt<int64_t> moe("moe", cl::desc("Experts per MoE layer (0 = dense MLPs)"), cl::init(0));
-static cl::opt<int64_t> layers("layers", cl::desc("Decoder layers"), cl::init(1));
-static cl::opt<int64_t> hidden("hidden", cl::desc("hidden_size"), cl::init(64));
+                             cl::desc("Act-order: gptq desc_act / ct actorder = group (g_idx)"), cl::cat(genCat));
+static cl::opt<int64_t> moe("moe", cl::desc("Experts per MoE layer (0 = dense MLPs)"), cl::init(0), cl::cat(genCat));
+static cl::opt<int64_t> layers("layers", cl::desc("Decoder layers"), cl::init(1), cl::cat(genCat));
+static cl::opt<int64_t> hidden("hidden", cl::desc("hidden_size"), cl::init(64), cl::cat(genCat));
 static cl::opt<int64_t> intermediate("intermediate",
                                      cl::desc("intermediate_size (per expert for MoE)"),
-                                     cl::init(128));
-static cl::opt<int64_t> vocab("vocab", cl::desc("vocab_size"), cl::init(256));
-static cl::opt<unsigned> seed("seed", cl::desc("Random seed"), cl::init(0));
+                                     cl::init(128), cl::cat(genCat));
+static cl::opt<int64_t> vocab("vocab", cl::desc("vocab_size"), cl::init(256), cl::cat(genCat));
+static cl::opt<unsigned> seed("seed", cl::desc("Random seed"), cl::init(0), cl::cat(genCat));
 static cl::opt<unsigned> shards("shards", cl::desc("Number of safetensors shards (1 = one file)"),
-                                cl::init(1));
+                                cl::init(1), cl::cat(genCat));
 static cl::opt<std::string> writeF32("write-f32",
                                      cl::desc("Also write the unquantized f32 weights here"),
-                                     cl::value_desc("file.safetensors"));
+                                     cl::value_desc("file.safetensors"), cl::cat(genCat));
 static cl::opt<std::string> outDir("o", cl::desc("Output model folder"), cl::value_desc("dir"),
-                                   cl::Required);
+                                   cl::Required, cl::cat(genCat));
 
 namespace {
 
@@ -251,6 +252,7 @@ llvm::Error writeJson(const std::string &path, llvm::json::Value v) {
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
+  cl::HideUnrelatedOptions(genCat);
   cl::ParseCommandLineOptions(argc, argv,
                               "qlc-make-checkpoint: a small random quantized HF-style checkpoint\n");
   Generator g;
