@@ -1,4 +1,5 @@
 #include "import/importer.h"
+#include "import/export.h"
 
 #include <map>
 #include <mutex>
@@ -272,6 +273,12 @@ llvm::Expected<std::unique_ptr<Module>> assembleModule(const ImportedModel &mode
 }
 
 llvm::Expected<std::unique_ptr<Module>> importCheckpoint(llvm::StringRef path) {
+  // A directory written by `qlc export` carries its lowered IR.
+  auto exported = readExportedCheckpoint(path);
+  if (!exported)
+    return exported.takeError();
+  if (*exported)
+    return std::move(*exported);
   auto model = readCheckpoint(path);
   if (!model)
     return model.takeError();

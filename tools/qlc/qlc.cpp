@@ -11,6 +11,7 @@
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include "import/export.h"
 #include "import/importer.h"
 #include "io/npy.h"
 #include "ir/diagnostics.h"
@@ -18,7 +19,7 @@
 #include "ir/parser.h"
 #include "ir/printer.h"
 #include "ir/verifier.h"
-#include "passes/pass.h"
+#include "passes/pass_manager.h"
 #include "runtime/reference_executor.h"
 #include "runtime/weight_store.h"
 #include "schemes/all_schemes.h"
@@ -30,15 +31,19 @@ static cl::OptionCategory qlcCat("qlc options");
 static cl::SubCommand inspectCmd("inspect", "Print every weight: scheme, shape, parameters, bytes");
 static cl::SubCommand importCmd("import", "Write the IR of a checkpoint (weights referenced, not copied)");
 static cl::SubCommand dequantCmd("dequant", "Write the reference-dequantized f32 of one weight as .npy");
+static cl::SubCommand exportCmd("export", "Lower for a device layout and write a checkpoint a "
+                                            "server loads with no repack (marlin, npu)");
 static cl::SubCommand runCmd("run", "Run a function of a model on given or random inputs");
 
 static cl::opt<std::string> modelPath(cl::Positional, cl::desc("<model dir | .safetensors | .gguf | .qir>"),
                                       cl::Required, cl::sub(inspectCmd), cl::sub(importCmd),
+                                      cl::sub(exportCmd),
                                       cl::sub(dequantCmd), cl::sub(runCmd), cl::cat(qlcCat));
 static cl::opt<std::string> weightName(cl::Positional, cl::desc("<weight or checkpoint tensor name>"),
                                        cl::Required, cl::sub(dequantCmd), cl::cat(qlcCat));
 static cl::opt<std::string> outputPath("o", cl::desc("Output file"), cl::value_desc("file"),
                                        cl::init("-"), cl::sub(importCmd), cl::sub(dequantCmd),
+                                       cl::sub(exportCmd),
                                        cl::sub(runCmd), cl::cat(qlcCat));
 static cl::opt<bool> quiet("quiet", cl::desc("No progress output"), cl::sub(inspectCmd),
                            cl::sub(importCmd), cl::sub(dequantCmd), cl::sub(runCmd), cl::cat(qlcCat));
@@ -50,6 +55,9 @@ static cl::list<std::string> inputs("input", cl::desc("An input: file.npy, or ra
                                     cl::sub(runCmd), cl::cat(qlcCat));
 static cl::opt<int64_t> tokens("tokens", cl::desc("Size of dynamic dims for random inputs"),
                                cl::init(4), cl::sub(runCmd), cl::cat(qlcCat));
+
+static cl::opt<std::string> layoutOpt("layout", cl::desc("Device layout: marlin | npu"),
+                                      cl::Required, cl::sub(exportCmd), cl::cat(qlcCat));
 
 static int fail(const llvm::Twine &msg) {
   llvm::errs() << "qlc: error: " << msg << "\n";
@@ -229,6 +237,32 @@ static llvm::Expected<Tensor> npyToTensor(const io::NpyArray &a, const TensorTyp
   return t;
 }
 
+static int runExport() {
+  if (layoutOpt != "marlin" && layoutOpt != "npu")
+    return fail("--layout must be marlin or npu, got '" + layoutOpt + "'");
+  if (outputPath == "-")
+    return fail("export needs -o DIR");
+  Loaded l;
+  if (llvm::Error e = loadModel(modelPath, l))
+    return fail(llvm::toString(std::move(e)));
+  DiagnosticEngine diag;
+  const WeightStore *store = l.store.get();
+  PassContext ctx{diag, [store]() -> llvm::Expected<const WeightStore *> { return store; }};
+  PassManager pm(ctx);
+  std::string err = pm.addPipeline("lower-" + layoutOpt);
+  if (!err.empty())
+    return fail(err);
+  if (!quiet)
+    llvm::errs() << "qlc: lowering " << modelPath << " with lower-" << layoutOpt << "\n";
+  if (llvm::failed(pm.run(*l.module)))
+    return fail("lowering for " + layoutOpt + " failed (see the errors above)");
+  if (llvm::Error e = exportCheckpoint(*l.module, store, outputPath, layoutOpt))
+    return fail(llvm::toString(std::move(e)));
+  if (!quiet)
+    llvm::errs() << "qlc: wrote " << outputPath << "/{model.safetensors,model.qir,config.json}\n";
+  return 0;
+}
+
 static int runRun() {
   if (tokens < 1 || tokens > 1000000)
     return fail("--tokens must be in [1, 1000000], got " + llvm::Twine(tokens.getValue()));
@@ -345,6 +379,8 @@ int main(int argc, char **argv) {
     return runDequant();
   if (runCmd)
     return runRun();
+  if (exportCmd)
+    return runExport();
   cl::PrintHelpMessage();
   return 1;
 }
