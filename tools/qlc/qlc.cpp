@@ -45,7 +45,7 @@ static cl::opt<std::string> outputPath("o", cl::desc("Output file"), cl::value_d
                                        cl::init("-"), cl::sub(importCmd), cl::sub(dequantCmd),
                                        cl::sub(exportCmd),
                                        cl::sub(runCmd), cl::cat(qlcCat));
-static cl::opt<bool> quiet("quiet", cl::desc("No progress output"), cl::sub(inspectCmd),
+static cl::opt<bool> quiet("quiet", cl::desc("No progress output"), cl::sub(inspectCmd), cl::sub(exportCmd),
                            cl::sub(importCmd), cl::sub(dequantCmd), cl::sub(runCmd), cl::cat(qlcCat));
 static cl::opt<std::string> target("target", cl::desc("Where to run: reference"),
                                    cl::init("reference"), cl::sub(runCmd), cl::cat(qlcCat));
