@@ -18,9 +18,11 @@ public:
     ElemKind elem = dtype == "f16" ? ElemKind::F16 : dtype == "bf16" ? ElemKind::BF16 : ElemKind::F32;
     uint64_t budget = options().getBytes("max-bytes"), used = 0;
     bool exhausted = false;
+    llvm::SmallVector<llvm::StringRef> keep;
+    llvm::StringRef(options().getString("keep")).split(keep, '|', -1, false);
     for (const auto &wp : m.weights()) {
       Weight &w = *wp;
-      if (w.isDense())
+      if (w.isDense() || llvm::is_contained(keep, w.quantType().mnemonic()))
         continue;
       std::vector<int64_t> shape = w.logicalShape();
       TensorType t(elem, shape);
@@ -79,11 +81,13 @@ void registerDequantizeWeightsPass() {
        "Every quantized weight becomes a dense tensor of `dtype` holding its reference "
        "dequantization. The bytes each rewrite adds (dense minus quantized) are summed; once the "
        "next weight would exceed max-bytes, it and all later weights stay quantized, each with a "
-       "remark. max-bytes=0 means no limit.",
+       "remark. max-bytes=0 means no limit. Types listed in keep are left alone.",
        {{"dtype", PassOptionSpec::Kind::Enum, "f16", "element type of the dense weights",
          {"f16", "bf16", "f32"}},
         {"max-bytes", PassOptionSpec::Kind::Bytes, "8GiB",
-         "most bytes the pass may add (0 = no limit)", {}}},
+         "most bytes the pass may add (0 = no limit)", {}},
+        {"keep", PassOptionSpec::Kind::String, "",
+         "weight types to leave quantized, e.g. awq|w8a8 (those a backend has kernels for)", {}}},
        [] { return std::make_unique<DequantizeWeightsPass>(); }});
 }
 

@@ -299,7 +299,10 @@ void registerNpuLayoutRewritePass() {
        {},
        [] { return std::make_unique<NpuLayoutRewritePass>(); }});
   PassRegistry::get().addPipeline({"lower-npu",
-                                   "lower to the Ascend NPU ops: npu-layout-rewrite, then clean up",
+                                   "lower to the Ascend NPU ops: schemes without an Ascend layout "
+                                   "(GGUF, GPTQ, CT) are pre-dequantized to f16 as the Ascend "
+                                   "GGUF path does, AWQ and W8A8 are rewritten",
+                                   "dequantize-weights{dtype=f16 keep=awq|w8a8|npu_w4|npu_w8a8},"
                                    "npu-layout-rewrite,canonicalize,dce"});
 }
 
