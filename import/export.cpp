@@ -18,18 +18,6 @@
 
 namespace qlc {
 
-static io::DType dtypeOf(ElemKind k) {
-  switch (k) {
-  case ElemKind::F32: return io::DType::F32;
-  case ElemKind::F16: return io::DType::F16;
-  case ElemKind::BF16: return io::DType::BF16;
-  case ElemKind::I8: return io::DType::I8;
-  case ElemKind::U8: return io::DType::U8;
-  case ElemKind::I32: return io::DType::I32;
-  case ElemKind::I64: return io::DType::I64;
-  }
-  return io::DType::U8;
-}
 
 llvm::Error exportCheckpoint(const Module &m, const WeightStore *store, llvm::StringRef dir,
                              llvm::StringRef layout) {
@@ -44,7 +32,7 @@ llvm::Error exportCheckpoint(const Module &m, const WeightStore *store, llvm::St
       if (!bytes)
         return bytes.takeError();
       std::string tensor = w->name() + "." + (w->isDense() ? std::string("weight") : p.name);
-      writer.add(tensor, dtypeOf(p.type.elem), p.type.dims, bytes->bytes);
+      writer.add(tensor, io::dtypeOf(p.type.elem), p.type.dims, bytes->bytes);
       p.sources = {tensor};
       p.data.reset();
     }

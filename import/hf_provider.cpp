@@ -16,23 +16,11 @@
 namespace qlc {
 namespace {
 
-std::optional<ElemKind> elemOf(io::DType d) {
-  switch (d) {
-  case io::DType::F32: return ElemKind::F32;
-  case io::DType::F16: return ElemKind::F16;
-  case io::DType::BF16: return ElemKind::BF16;
-  case io::DType::I8: return ElemKind::I8;
-  case io::DType::U8: return ElemKind::U8;
-  case io::DType::I32: return ElemKind::I32;
-  case io::DType::I64: return ElemKind::I64;
-  default: return std::nullopt;
-  }
-}
 
 /// A dense tensor imported as is (norms, routers, unquantized linears, embeddings).
 llvm::Expected<ImportedWeight> denseWeight(const io::SafetensorsCheckpoint &ckpt,
                                            const io::TensorView &t) {
-  auto e = elemOf(t.dtype);
+  auto e = io::elemKindOf(t.dtype);
   if (!e || !isFloat(*e))
     return importError(ckpt.fileOf(t.name) + ": tensor '" + t.name + "' has dtype " +
                        io::safetensorsName(t.dtype) +

@@ -30,4 +30,30 @@ std::optional<DType> parseSafetensorsDType(llvm::StringRef name) {
   return std::nullopt;
 }
 
+std::optional<ElemKind> elemKindOf(DType t) {
+  switch (t) {
+  case DType::F32: return ElemKind::F32;
+  case DType::F16: return ElemKind::F16;
+  case DType::BF16: return ElemKind::BF16;
+  case DType::I8: return ElemKind::I8;
+  case DType::U8: return ElemKind::U8;
+  case DType::I32: return ElemKind::I32;
+  case DType::I64: return ElemKind::I64;
+  default: return std::nullopt;
+  }
+}
+
+DType dtypeOf(ElemKind k) {
+  switch (k) {
+  case ElemKind::F32: return DType::F32;
+  case ElemKind::F16: return DType::F16;
+  case ElemKind::BF16: return DType::BF16;
+  case ElemKind::I8: return DType::I8;
+  case ElemKind::U8: return DType::U8;
+  case ElemKind::I32: return DType::I32;
+  case ElemKind::I64: return DType::I64;
+  }
+  return DType::U8;
+}
+
 } // namespace qlc::io

@@ -56,18 +56,6 @@ llvm::Expected<std::unique_ptr<WeightStore>> WeightStore::openForModule(const Mo
   return s;
 }
 
-static std::optional<io::DType> dtypeOf(ElemKind k) {
-  switch (k) {
-  case ElemKind::F32: return io::DType::F32;
-  case ElemKind::F16: return io::DType::F16;
-  case ElemKind::BF16: return io::DType::BF16;
-  case ElemKind::I8: return io::DType::I8;
-  case ElemKind::U8: return io::DType::U8;
-  case ElemKind::I32: return io::DType::I32;
-  case ElemKind::I64: return io::DType::I64;
-  }
-  return std::nullopt;
-}
 
 llvm::Expected<llvm::ArrayRef<uint8_t>> WeightStore::tensor(llvm::StringRef name,
                                                             const TensorType &expected) const {
@@ -79,7 +67,7 @@ llvm::Expected<llvm::ArrayRef<uint8_t>> WeightStore::tensor(llvm::StringRef name
     if (!t)
       return err(path_ + ": no tensor '" + name + "'");
     std::string file = st_->fileOf(name).str();
-    if (t->dtype != dtypeOf(expected.elem) || t->shape != expected.dims)
+    if (t->dtype != io::dtypeOf(expected.elem) || t->shape != expected.dims)
       return err(file + ": tensor '" + name + "' is " + io::safetensorsName(t->dtype) + " " +
                  dimsStr(t->shape) + " but the IR expects " + expected.str());
     return t->data;

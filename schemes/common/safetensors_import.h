@@ -17,18 +17,6 @@
 
 namespace qlc::schemes::stimport {
 
-inline std::optional<ElemKind> elemOf(io::DType d) {
-  switch (d) {
-  case io::DType::F32: return ElemKind::F32;
-  case io::DType::F16: return ElemKind::F16;
-  case io::DType::BF16: return ElemKind::BF16;
-  case io::DType::I8: return ElemKind::I8;
-  case io::DType::U8: return ElemKind::U8;
-  case io::DType::I32: return ElemKind::I32;
-  case io::DType::I64: return ElemKind::I64;
-  default: return std::nullopt;
-  }
-}
 
 inline std::string shapeStr(const std::vector<int64_t> &s) {
   std::string r = "[";
@@ -74,7 +62,7 @@ need(const io::SafetensorsCheckpoint &ckpt, llvm::StringRef prefix, llvm::String
 /// Checks the dtype and rank of a tensor before its shape is used to derive dimensions.
 inline llvm::Error checkTensor(const io::SafetensorsCheckpoint &ckpt, const io::TensorView &t,
                                std::vector<ElemKind> elems, size_t rank) {
-  auto e = elemOf(t.dtype);
+  auto e = io::elemKindOf(t.dtype);
   bool ok = false;
   for (ElemKind k : elems)
     ok |= e && *e == k;
@@ -112,7 +100,7 @@ buildWeight(const io::SafetensorsCheckpoint &ckpt, llvm::StringRef prefix,
       return importError(moduleFile + ": tensor '" + name + "' is missing (" + type->str() +
                          " needs part '" + ps.name + "')");
     }
-    auto e = elemOf(t->dtype);
+    auto e = io::elemKindOf(t->dtype);
     bool ok = false;
     for (ElemKind k : ps.elems)
       ok |= e && *e == k;
