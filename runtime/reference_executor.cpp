@@ -29,6 +29,12 @@ bool hasReferenceOp(const std::string &opName) {
   return opTable().count(opName) != 0;
 }
 
+const ReferenceOpFn *lookupReferenceOp(const std::string &opName) {
+  registerCoreReferenceOps();
+  auto it = opTable().find(opName);
+  return it == opTable().end() ? nullptr : &it->second;
+}
+
 llvm::Error opError(const Operation &op, const llvm::Twine &msg) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(),
                                  op.loc().str() + ": '" + op.name() + "' " + msg.str());

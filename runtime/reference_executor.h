@@ -28,6 +28,9 @@ using ReferenceOpFn = std::function<llvm::Error(ReferenceExecutor &, const Opera
 /// backend ops by the folders that define them). A duplicate registration aborts.
 void registerReferenceOp(const std::string &opName, ReferenceOpFn fn);
 bool hasReferenceOp(const std::string &opName);
+/// The registered reference implementation of an op, or null (for executors that run some ops
+/// their own way and the rest through the reference).
+const ReferenceOpFn *lookupReferenceOp(const std::string &opName);
 
 class ReferenceExecutor {
 public:

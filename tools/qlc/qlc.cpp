@@ -19,7 +19,9 @@
 #include "ir/parser.h"
 #include "ir/printer.h"
 #include "ir/verifier.h"
+#include "codegen/jit.h"
 #include "passes/pass_manager.h"
+#include "runtime/cpu/cpu_executor.h"
 #include "runtime/reference_executor.h"
 #include "runtime/weight_store.h"
 #include "schemes/all_schemes.h"
@@ -34,21 +36,26 @@ static cl::SubCommand dequantCmd("dequant", "Write the reference-dequantized f32
 static cl::SubCommand exportCmd("export", "Lower for a device layout and write a checkpoint a "
                                             "server loads with no repack (marlin, npu)");
 static cl::SubCommand runCmd("run", "Run a function of a model on given or random inputs");
+static cl::SubCommand compileCmd("compile", "Lower for a target and print its generated kernels");
 
 static cl::opt<std::string> modelPath(cl::Positional, cl::desc("<model dir | .safetensors | .gguf | .qir>"),
                                       cl::Required, cl::sub(inspectCmd), cl::sub(importCmd),
                                       cl::sub(exportCmd),
-                                      cl::sub(dequantCmd), cl::sub(runCmd), cl::cat(qlcCat));
+                                      cl::sub(dequantCmd), cl::sub(runCmd), cl::sub(compileCmd),
+                                      cl::cat(qlcCat));
 static cl::opt<std::string> weightName(cl::Positional, cl::desc("<weight or checkpoint tensor name>"),
                                        cl::Required, cl::sub(dequantCmd), cl::cat(qlcCat));
 static cl::opt<std::string> outputPath("o", cl::desc("Output file"), cl::value_desc("file"),
                                        cl::init("-"), cl::sub(importCmd), cl::sub(dequantCmd),
-                                       cl::sub(exportCmd),
+                                       cl::sub(exportCmd), cl::sub(compileCmd),
                                        cl::sub(runCmd), cl::cat(qlcCat));
 static cl::opt<bool> quiet("quiet", cl::desc("No progress output"), cl::sub(inspectCmd), cl::sub(exportCmd),
                            cl::sub(importCmd), cl::sub(dequantCmd), cl::sub(runCmd), cl::cat(qlcCat));
-static cl::opt<std::string> target("target", cl::desc("Where to run: reference"),
-                                   cl::init("reference"), cl::sub(runCmd), cl::cat(qlcCat));
+static cl::opt<std::string> target("target", cl::desc("Where to run: reference | cpu"),
+                                   cl::init("reference"), cl::sub(runCmd), cl::sub(compileCmd),
+                                   cl::cat(qlcCat));
+static cl::opt<std::string> emitKind("emit", cl::desc("compile: what to print: llvm | asm"),
+                                     cl::init("llvm"), cl::sub(compileCmd), cl::cat(qlcCat));
 static cl::opt<std::string> function("function", cl::desc("Function to run (default: the first block)"),
                                      cl::sub(runCmd), cl::cat(qlcCat));
 static cl::list<std::string> inputs("input", cl::desc("An input: file.npy, or random:SEED for all"),
@@ -263,14 +270,101 @@ static int runExport() {
   return 0;
 }
 
-static int runRun() {
-  if (tokens < 1 || tokens > 1000000)
-    return fail("--tokens must be in [1, 1000000], got " + llvm::Twine(tokens.getValue()));
-  if (target != "reference")
-    return fail("target '" + target + "' is not available yet (available: reference)");
+/// Lowers a loaded module for the cpu target (pipeline lower-cpu).
+static llvm::Error lowerForCpu(Loaded &l) {
+  DiagnosticEngine diag(&l.sm);
+  const WeightStore *store = l.store.get();
+  PassContext ctx{diag, [store]() -> llvm::Expected<const WeightStore *> { return store; }};
+  PassManager pm(ctx);
+  if (std::string e = pm.addPipeline("lower-cpu"); !e.empty())
+    return importError(e);
+  if (llvm::failed(pm.run(*l.module)))
+    return importError("lowering for --target cpu failed (see the errors above)");
+  return llvm::Error::success();
+}
+
+/// `qlc compile MODEL --target cpu --emit=llvm|asm`: the kernel of every cpu.qmatmul
+/// specialisation (gemv and gemm unless the op's M is static), each printed once.
+static int runCompile() {
+  if (target != "cpu")
+    return fail("compile supports --target cpu only, got '" + target + "'");
+  if (emitKind != "llvm" && emitKind != "asm")
+    return fail("--emit must be llvm or asm, got '" + emitKind + "'");
   Loaded l;
   if (llvm::Error e = loadModel(modelPath, l))
     return fail(llvm::toString(std::move(e)));
+  if (llvm::Error e = lowerForCpu(l))
+    return fail(llvm::toString(std::move(e)));
+  std::map<std::string, std::pair<codegen::KernelSpec, std::vector<std::string>>> kernels;
+  std::vector<std::string> order;
+  for (const auto &f : l.module->functions())
+    for (const auto &op : f->ops()) {
+      if (op->name() != "cpu.qmatmul")
+        continue;
+      const Weight *w = l.module->lookupWeight(op->symbols()[0]);
+      codegen::SpecOrReason sr = codegen::specForWeight(*w);
+      if (!sr.spec) {
+        llvm::errs() << "qlc: note: cpu: no JIT kernel for @" << w->name() << " (" << sr.reason
+                     << ")\n";
+        continue;
+      }
+      int64_t rows = 1;
+      bool dynamic = false;
+      const TensorType &xt = op->operand(0)->type();
+      for (size_t i = 0; i + 1 < xt.dims.size(); ++i)
+        if (xt.dims[i] == TensorType::kDynamic)
+          dynamic = true;
+        else
+          rows *= xt.dims[i];
+      std::vector<codegen::MClass> classes;
+      if (dynamic)
+        classes = {codegen::MClass::Gemv, codegen::MClass::Gemm};
+      else
+        classes = {codegen::mClassFor(rows)};
+      for (codegen::MClass c : classes) {
+        codegen::KernelSpec s = *sr.spec;
+        s.mclass = c;
+        auto [it, fresh] = kernels.try_emplace(s.key(), s, std::vector<std::string>{});
+        if (fresh)
+          order.push_back(s.key());
+        std::vector<std::string> &users = it->second.second;
+        if (std::find(users.begin(), users.end(), w->name()) == users.end())
+          users.push_back(w->name());
+      }
+    }
+  std::error_code ec;
+  llvm::raw_fd_ostream os(outputPath, ec, llvm::sys::fs::OF_Text);
+  if (ec)
+    return fail(outputPath + ": cannot write: " + ec.message());
+  const char *comment = emitKind == "llvm" ? ";" : "#";
+  os << comment << " qlc compile --target cpu: " << order.size()
+     << " kernel specialisation(s), host " << codegen::hostCpuName() << ", "
+     << codegen::hostVectorWidth() << " f32 lanes\n";
+  for (const std::string &key : order) {
+    const auto &[spec, users] = kernels.at(key);
+    os << comment << " kernel " << spec.symbol() << " (" << key << ") for";
+    for (const std::string &u : users)
+      os << " @" << u;
+    os << "\n";
+    auto text = emitKind == "llvm" ? codegen::kernelLLVMIR(spec) : codegen::kernelAssembly(spec);
+    if (!text)
+      return fail(llvm::toString(text.takeError()));
+    os << *text << "\n";
+  }
+  return 0;
+}
+
+static int runRun() {
+  if (tokens < 1 || tokens > 1000000)
+    return fail("--tokens must be in [1, 1000000], got " + llvm::Twine(tokens.getValue()));
+  if (target != "reference" && target != "cpu")
+    return fail("target '" + target + "' is not available (available: reference, cpu)");
+  Loaded l;
+  if (llvm::Error e = loadModel(modelPath, l))
+    return fail(llvm::toString(std::move(e)));
+  if (target == "cpu")
+    if (llvm::Error e = lowerForCpu(l))
+      return fail(llvm::toString(std::move(e)));
   const Module &m = *l.module;
   const Function *f = nullptr;
   if (!function.empty()) {
@@ -335,8 +429,14 @@ static int runRun() {
       ins.push_back(std::move(*t));
     }
   }
-  ReferenceExecutor ex(m, l.store.get());
-  auto outs = ex.run(f->name(), ins);
+  llvm::Expected<std::vector<Tensor>> outs = std::vector<Tensor>{};
+  if (target == "cpu") {
+    CpuExecutor ex(m, l.store.get());
+    outs = ex.run(f->name(), ins);
+  } else {
+    ReferenceExecutor ex(m, l.store.get());
+    outs = ex.run(f->name(), ins);
+  }
   if (!outs)
     return fail(llvm::toString(outs.takeError()));
   auto &os = llvm::outs();
@@ -379,6 +479,8 @@ int main(int argc, char **argv) {
     return runDequant();
   if (runCmd)
     return runRun();
+  if (compileCmd)
+    return runCompile();
   if (exportCmd)
     return runExport();
   cl::PrintHelpMessage();

@@ -1,0 +1,169 @@
+#include "codegen/jit.h"
+
+#include <chrono>
+
+#include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
+#include "llvm/ExecutionEngine/Orc/LLJIT.h"
+#include "llvm/ExecutionEngine/Orc/ThreadSafeModule.h"
+#include "llvm/IR/LLVMContext.h"
+#include "llvm/IR/LegacyPassManager.h"
+#include "llvm/IR/Module.h"
+#include "llvm/IR/Verifier.h"
+#include "llvm/Passes/PassBuilder.h"
+#include "llvm/Support/TargetSelect.h"
+#include "llvm/Support/raw_ostream.h"
+#include "llvm/Target/TargetMachine.h"
+#include "llvm/TargetParser/Host.h"
+
+#include "codegen/kernel_emitter.h"
+
+namespace qlc::codegen {
+namespace {
+
+void initNative() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+    llvm::InitializeNativeTargetAsmParser();
+  });
+}
+
+llvm::Error err(const llvm::Twine &msg) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), msg);
+}
+
+/// The host machine: CPU name, its features, aggressive codegen.
+llvm::Expected<llvm::orc::JITTargetMachineBuilder> hostJTMB() {
+  initNative();
+  auto jtmb = llvm::orc::JITTargetMachineBuilder::detectHost();
+  if (!jtmb)
+    return jtmb.takeError();
+  jtmb->setCPU(llvm::sys::getHostCPUName().str());
+  jtmb->setCodeGenOptLevel(llvm::CodeGenOptLevel::Aggressive);
+  return jtmb;
+}
+
+/// Emits the kernel and optimises it at O3 for the host.
+llvm::Expected<std::unique_ptr<llvm::Module>> buildOptimized(const KernelSpec &spec,
+                                                             llvm::LLVMContext &ctx,
+                                                             llvm::TargetMachine &tm) {
+  std::unique_ptr<llvm::Module> m = emitKernelModule(spec, ctx);
+  m->setDataLayout(tm.createDataLayout());
+  std::string verr;
+  llvm::raw_string_ostream vos(verr);
+  if (llvm::verifyModule(*m, &vos))
+    return err("qlc codegen: invalid IR for kernel " + spec.key() + ": " + verr);
+  llvm::LoopAnalysisManager lam;
+  llvm::FunctionAnalysisManager fam;
+  llvm::CGSCCAnalysisManager cgam;
+  llvm::ModuleAnalysisManager mam;
+  llvm::PassBuilder pb(&tm);
+  pb.registerModuleAnalyses(mam);
+  pb.registerCGSCCAnalyses(cgam);
+  pb.registerFunctionAnalyses(fam);
+  pb.registerLoopAnalyses(lam);
+  pb.crossRegisterProxies(lam, fam, cgam, mam);
+  llvm::ModulePassManager mpm = pb.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O3);
+  mpm.run(*m, mam);
+  return m;
+}
+
+llvm::Expected<std::unique_ptr<llvm::TargetMachine>> hostTM() {
+  auto jtmb = hostJTMB();
+  if (!jtmb)
+    return jtmb.takeError();
+  return jtmb->createTargetMachine();
+}
+
+} // namespace
+
+KernelCache::KernelCache() = default;
+KernelCache::~KernelCache() = default;
+
+KernelCache &KernelCache::global() {
+  static KernelCache c;
+  return c;
+}
+
+unsigned KernelCache::compilations() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return unsigned(kernels_.size());
+}
+
+double KernelCache::totalCompileMs() const {
+  std::lock_guard<std::mutex> l(mu_);
+  double t = 0;
+  for (const auto &[k, v] : kernels_)
+    t += v->compileMs;
+  return t;
+}
+
+llvm::Expected<const CompiledKernel *> KernelCache::get(const KernelSpec &spec) {
+  std::lock_guard<std::mutex> l(mu_);
+  std::string key = spec.key();
+  if (auto it = kernels_.find(key); it != kernels_.end())
+    return it->second.get();
+  auto t0 = std::chrono::steady_clock::now();
+  if (!jit_) {
+    auto jtmb = hostJTMB();
+    if (!jtmb)
+      return jtmb.takeError();
+    auto j = llvm::orc::LLJITBuilder().setJITTargetMachineBuilder(std::move(*jtmb)).create();
+    if (!j)
+      return j.takeError();
+    jit_ = std::move(*j);
+  }
+  auto tm = hostTM();
+  if (!tm)
+    return tm.takeError();
+  auto ctx = std::make_unique<llvm::LLVMContext>();
+  auto m = buildOptimized(spec, *ctx, **tm);
+  if (!m)
+    return m.takeError();
+  if (llvm::Error e =
+          jit_->addIRModule(llvm::orc::ThreadSafeModule(std::move(*m), std::move(ctx))))
+    return e;
+  auto addr = jit_->lookup(spec.symbol());
+  if (!addr)
+    return addr.takeError();
+  auto ck = std::make_unique<CompiledKernel>();
+  ck->spec = spec;
+  ck->fn = addr->toPtr<KernelFn>();
+  ck->compileMs =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  return kernels_.emplace(key, std::move(ck)).first->second.get();
+}
+
+llvm::Expected<std::string> kernelLLVMIR(const KernelSpec &spec) {
+  auto tm = hostTM();
+  if (!tm)
+    return tm.takeError();
+  llvm::LLVMContext ctx;
+  auto m = buildOptimized(spec, ctx, **tm);
+  if (!m)
+    return m.takeError();
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  (*m)->print(os, nullptr);
+  return s;
+}
+
+llvm::Expected<std::string> kernelAssembly(const KernelSpec &spec) {
+  auto tm = hostTM();
+  if (!tm)
+    return tm.takeError();
+  llvm::LLVMContext ctx;
+  auto m = buildOptimized(spec, ctx, **tm);
+  if (!m)
+    return m.takeError();
+  llvm::SmallString<0> buf;
+  llvm::raw_svector_ostream os(buf);
+  llvm::legacy::PassManager pm;
+  if ((*tm)->addPassesToEmitFile(pm, os, nullptr, llvm::CodeGenFileType::AssemblyFile))
+    return err("qlc codegen: the host target cannot emit assembly");
+  pm.run(**m);
+  return std::string(buf.str());
+}
+
+} // namespace qlc::codegen

@@ -1,0 +1,197 @@
+#include "codegen/kernel_spec.h"
+
+#include "llvm/ADT/StringMap.h"
+#include "llvm/TargetParser/Host.h"
+
+#include "ir/ir.h"
+#include "ir/weight_type.h"
+
+namespace qlc::codegen {
+
+Family KernelSpec::family() const {
+  switch (layout) {
+  case Layout::Awq4:
+  case Layout::Gptq4:
+    return Family::ColsN;
+  default:
+    return Family::RowsK;
+  }
+}
+
+int KernelSpec::lanes() const { return vectorWidth ? vectorWidth : hostVectorWidth(); }
+
+static const char *layoutName(Layout l) {
+  switch (l) {
+  case Layout::GgufQ8_0: return "gguf.Q8_0";
+  case Layout::GgufQ4_0: return "gguf.Q4_0";
+  case Layout::GgufQ4_K: return "gguf.Q4_K";
+  case Layout::GgufQ6_K: return "gguf.Q6_K";
+  case Layout::Awq4: return "awq4";
+  case Layout::Gptq4: return "gptq4";
+  case Layout::CtWna16_4: return "ct4";
+  }
+  return "?";
+}
+
+std::string KernelSpec::key() const {
+  std::string s = layoutName(layout);
+  if (family() == Family::ColsN || layout == Layout::CtWna16_4) {
+    s += ".g" + std::to_string(group);
+    s += zeroPoint ? ".asym" : ".sym";
+    if (layout == Layout::Gptq4)
+      s += gptqV1 ? ".v1" : ".v2";
+    if (gIdx)
+      s += ".gidx";
+    s += "." + elemKindName(scaleElem).str();
+  }
+  s += ".n" + std::to_string(n) + ".k" + std::to_string(k);
+  s += mclass == MClass::Gemv ? ".gemv" : ".gemm";
+  s += ".v" + std::to_string(lanes());
+  return s;
+}
+
+std::string KernelSpec::symbol() const {
+  std::string s = "qlc_" + key();
+  for (char &c : s)
+    if (c == '.')
+      c = '_';
+  return s;
+}
+
+std::vector<std::string> KernelSpec::partSlots() const {
+  switch (layout) {
+  case Layout::Awq4:
+    return {"qweight", "qzeros", "scales"};
+  case Layout::Gptq4:
+    return {"qweight", "qzeros", "scales", gIdx ? "g_idx" : ""};
+  case Layout::CtWna16_4:
+    return {"weight_packed", "weight_scale", zeroPoint ? "weight_zero_point" : "",
+            gIdx ? "weight_g_idx" : ""};
+  default:
+    return {"data"};
+  }
+}
+
+int64_t KernelSpec::nAlign() const { return family() == Family::ColsN ? 8 : 1; }
+
+/// Tile sizes shared with the emitter (kernel_emitter.cpp).
+int64_t KernelSpec::scratchFloats() const {
+  if (mclass == MClass::Gemv)
+    return 0;
+  int64_t vl = lanes();
+  if (family() == Family::RowsK) // NR = 4 rows of K rounded up to the vector width
+    return 4 * ((k + vl - 1) / vl * vl);
+  return k * std::max<int64_t>(vl, 8); // one panel of W columns
+}
+
+int64_t KernelSpec::accumulationDepth() const {
+  if (family() == Family::ColsN)
+    return k + 1;
+  int64_t vl = lanes(), lg = 0;
+  while ((int64_t(1) << lg) < vl)
+    ++lg;
+  return k / vl + lg + (k % 16) + 2;
+}
+
+int hostVectorWidth() {
+  static int w = [] {
+    llvm::StringMap<bool> f = llvm::sys::getHostCPUFeatures();
+    if (f.lookup("avx512f"))
+      return 16;
+    if (f.lookup("avx2") || f.lookup("avx"))
+      return 8;
+    return 4;
+  }();
+  return w;
+}
+
+std::string hostCpuName() { return llvm::sys::getHostCPUName().str(); }
+
+SpecOrReason specForWeightType(const WeightType &t,
+                               const std::vector<std::pair<std::string, ElemKind>> &partElems) {
+  SpecOrReason r;
+  KernelSpec s;
+  std::vector<int64_t> shape = t.intArrayParam("shape");
+  if (shape.size() != 2) {
+    r.reason = "weight shape is not [N, K]";
+    return r;
+  }
+  s.n = shape[0];
+  s.k = shape[1];
+  auto elemOf = [&](llvm::StringRef part) {
+    for (const auto &[n, e] : partElems)
+      if (n == part)
+        return e;
+    return ElemKind::F16;
+  };
+  const std::string &m = t.mnemonic();
+  if (m == "gguf") {
+    std::string type = t.identParam("type");
+    s.ggmlType = type;
+    if (type == "Q8_0")
+      s.layout = Layout::GgufQ8_0, s.bits = 8;
+    else if (type == "Q4_0")
+      s.layout = Layout::GgufQ4_0, s.bits = 4;
+    else if (type == "Q4_K")
+      s.layout = Layout::GgufQ4_K, s.bits = 4;
+    else if (type == "Q6_K")
+      s.layout = Layout::GgufQ6_K, s.bits = 6;
+    else {
+      r.reason = "gguf " + type + " has no JIT kernel yet";
+      return r;
+    }
+  } else if (m == "awq") {
+    s.layout = Layout::Awq4;
+    s.bits = int(t.intParam("bits"));
+    if (s.bits != 4) {
+      r.reason = "awq " + std::to_string(s.bits) + "-bit has no JIT kernel yet";
+      return r;
+    }
+    int64_t g = t.intParam("group");
+    s.group = g == -1 ? s.k : g;
+    s.zeroPoint = true;
+    s.scaleElem = elemOf("scales");
+  } else if (m == "gptq") {
+    s.layout = Layout::Gptq4;
+    s.bits = int(t.intParam("bits"));
+    if (s.bits != 4) {
+      r.reason = "gptq " + std::to_string(s.bits) + "-bit has no JIT kernel yet";
+      return r;
+    }
+    int64_t g = t.intParam("group");
+    s.group = g == -1 ? s.k : g;
+    s.zeroPoint = !t.boolParam("sym");
+    s.gptqV1 = t.identParam("format") == "v1";
+    s.gIdx = t.boolParam("desc_act");
+    s.scaleElem = elemOf("scales");
+  } else if (m == "ct_wna16") {
+    s.layout = Layout::CtWna16_4;
+    s.bits = int(t.intParam("bits"));
+    if (s.bits != 4) {
+      r.reason = "ct_wna16 " + std::to_string(s.bits) + "-bit has no JIT kernel yet";
+      return r;
+    }
+    bool channel = t.identParam("strategy") == "channel";
+    int64_t g = t.intParam("group");
+    s.group = channel || g == -1 ? s.k : g;
+    s.zeroPoint = !t.boolParam("symmetric");
+    s.gIdx = t.identParam("actorder") == "group";
+    s.scaleElem = elemOf("weight_scale");
+  } else {
+    r.reason = "layout " + m + " has no JIT kernel yet";
+    return r;
+  }
+  r.spec = s;
+  return r;
+}
+
+SpecOrReason specForWeight(const Weight &w) {
+  if (w.isDense())
+    return {std::nullopt, "dense weight"};
+  std::vector<std::pair<std::string, ElemKind>> elems;
+  for (const WeightPart &p : w.parts())
+    elems.push_back({p.name, p.type.elem});
+  return specForWeightType(w.quantType(), elems);
+}
+
+} // namespace qlc::codegen

@@ -1,0 +1,86 @@
+// A kernel specialisation: everything the generated code of one fused dequant GEMV/GEMM depends on
+// (layout, bits, group, zero points, ggml type, scale dtype, N, K, M-class, vector width). The
+// kernel cache is keyed by `key()`, so layers of a model that share shapes share a kernel.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ir/types.h"
+
+namespace qlc {
+class Weight;
+struct WeightType;
+} // namespace qlc
+
+namespace qlc::codegen {
+
+enum class Layout {
+  GgufQ8_0, ///< GGUF rows of Q8_0 blocks (32 x int8, f16 d)
+  GgufQ4_0, ///< GGUF rows of Q4_0 blocks (32 x 4-bit, f16 d)
+  GgufQ4_K, ///< GGUF rows of Q4_K super-blocks (256, 8 sub-blocks with 6-bit scale / min)
+  GgufQ6_K, ///< GGUF rows of Q6_K super-blocks (256, 16 sub-blocks with int8 scales)
+  Awq4,     ///< AutoAWQ GEMM 4-bit: qweight [K, N/8] interleaved along N, qzeros, scales [K/G, N]
+  Gptq4,    ///< GPTQ 4-bit: qweight [K/8, N] along K, qzeros [G', N/8], scales [G', N], g_idx
+  CtWna16_4 ///< compressed-tensors pack-quantized 4-bit: weight_packed [N, ceil(K/8)]
+};
+
+/// gemv: M <= 8 rows (decode), weights unpacked in registers in the innermost loop.
+/// gemm: M > 8 (prefill), weights unpacked once per NR-row slab into a small per-thread buffer.
+enum class MClass { Gemv, Gemm };
+inline constexpr int64_t kGemvMaxM = 8;
+inline MClass mClassFor(int64_t m) { return m <= kGemvMaxM ? MClass::Gemv : MClass::Gemm; }
+
+/// The two loop families: K-vectorised dot products over rows of W (GGUF, CT: the codes of one
+/// output channel are contiguous along K), or N-vectorised outer products (AWQ, GPTQ: the codes of
+/// consecutive output channels are contiguous).
+enum class Family { RowsK, ColsN };
+
+struct KernelSpec {
+  Layout layout = Layout::GgufQ8_0;
+  int bits = 8;
+  int64_t group = 0;          ///< group size along K (resolved: -1 -> K); 0 for GGUF / channel
+  bool zeroPoint = false;     ///< asymmetric: zero points read from the checkpoint
+  bool gptqV1 = false;        ///< GPTQ v1: stored zero = zero - 1
+  bool gIdx = false;          ///< groups come from g_idx (GPTQ desc_act, CT actorder = group)
+  ElemKind scaleElem = ElemKind::F16; ///< AWQ / GPTQ / CT scales
+  std::string ggmlType;       ///< GGUF: "Q4_K", ...
+  int64_t n = 0, k = 0;
+  MClass mclass = MClass::Gemv;
+  int vectorWidth = 0;        ///< f32 lanes per vector; 0 = the host's (16 with AVX-512)
+
+  Family family() const;
+  /// Stable cache key / symbol suffix, e.g. "gguf.Q4_K.n256.k256.gemv.v16".
+  std::string key() const;
+  /// The kernel function's symbol.
+  std::string symbol() const;
+  /// Part names in the order the kernel's `parts` argument holds them ("" = unused slot).
+  std::vector<std::string> partSlots() const;
+  /// Output channels a thread's [n_begin, n_end) range must be aligned to (ColsN: 8 codes/word).
+  int64_t nAlign() const;
+  /// f32 scratch elements the kernel needs per call (per thread) in `scratch`; 0 for gemv.
+  int64_t scratchFloats() const;
+  /// Depth of the f32 accumulation chain of one output (sequential roundings), for the error
+  /// bound |y_kernel - y_exact| <= gamma(depth) * sum_k |x_k w_k|, gamma(d) = d u / (1 - d u).
+  int64_t accumulationDepth() const;
+  /// Resolves vectorWidth 0 to the host's.
+  int lanes() const;
+};
+
+/// f32 lanes of the host's widest vector unit: 16 (AVX-512), 8 (AVX/AVX2), else 4.
+int hostVectorWidth();
+/// "skylake-avx512", ... (llvm::sys::getHostCPUName).
+std::string hostCpuName();
+
+/// The specialisation of a quantized weight (one expert's [N, K] for expert stacks), or the
+/// reason there is no JIT kernel for it yet (e.g. "gguf Q2_K has no JIT kernel yet").
+/// The M-class is left at gemv; callers set it.
+struct SpecOrReason {
+  std::optional<KernelSpec> spec;
+  std::string reason;
+};
+SpecOrReason specForWeight(const Weight &w);
+SpecOrReason specForWeightType(const WeightType &t, const std::vector<std::pair<std::string, ElemKind>> &partElems);
+
+} // namespace qlc::codegen

@@ -1,0 +1,47 @@
+#include "codegen/qmatmul.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "codegen/kernel_emitter.h"
+
+namespace qlc::codegen {
+
+llvm::Error runQMatmul(KernelSpec spec, const uint8_t *const *parts, const float *x, int64_t m,
+                       float *y, ThreadPool *pool, KernelCache &cache) {
+  if (m <= 0)
+    return llvm::Error::success();
+  spec.mclass = mClassFor(m);
+  auto k = cache.get(spec);
+  if (!k)
+    return k.takeError();
+  KernelFn fn = (*k)->fn;
+  const int64_t n = spec.n;
+  // Chunks of N aligned to the kernel's tile so that threads never split a tile.
+  const int64_t align = spec.family() == Family::ColsN ? std::max<int64_t>(spec.lanes(), 8)
+                                                       : kRowsNR;
+  unsigned threads = pool ? pool->size() : 1;
+  // Tiny problems are not worth waking the pool.
+  if (double(n) * double(spec.k) * double(m) < 65536.0)
+    threads = 1;
+  int64_t tiles = (n + align - 1) / align;
+  int64_t chunks = std::min<int64_t>(tiles, threads == 1 ? 1 : 4 * int64_t(threads));
+  int64_t tilesPerChunk = (tiles + chunks - 1) / chunks;
+  chunks = (tiles + tilesPerChunk - 1) / tilesPerChunk;
+  const int64_t scratch = spec.scratchFloats();
+  auto body = [&](int64_t c, unsigned) {
+    thread_local std::vector<float> buf;
+    if (int64_t(buf.size()) < scratch)
+      buf.resize(size_t(scratch));
+    int64_t nb = c * tilesPerChunk * align, ne = std::min(n, (c + 1) * tilesPerChunk * align);
+    fn(x, m, parts, y, nb, ne, scratch ? buf.data() : nullptr);
+  };
+  if (chunks == 1 || !pool)
+    for (int64_t c = 0; c < chunks; ++c)
+      body(c, 0);
+  else
+    pool->parallelFor(chunks, body);
+  return llvm::Error::success();
+}
+
+} // namespace qlc::codegen

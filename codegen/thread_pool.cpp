@@ -1,0 +1,77 @@
+#include "codegen/thread_pool.h"
+
+namespace qlc::codegen {
+
+ThreadPool::ThreadPool(unsigned threads) {
+  if (threads == 0)
+    threads = std::max(1u, std::thread::hardware_concurrency());
+  for (unsigned i = 1; i < threads; ++i)
+    workers_.emplace_back([this, i] { workerLoop(i); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  for (std::thread &t : workers_)
+    t.join();
+}
+
+ThreadPool &ThreadPool::global() {
+  static ThreadPool pool;
+  return pool;
+}
+
+void ThreadPool::drain(unsigned worker) {
+  for (int64_t i; (i = next_.fetch_add(1)) < count_;)
+    (*fn_)(i, worker);
+}
+
+void ThreadPool::workerLoop(unsigned id) {
+  uint64_t seen = 0;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      wake_.wait(l, [&] { return stop_ || generation_ != seen; });
+      if (stop_)
+        return;
+      seen = generation_;
+      ++busy_;
+    }
+    drain(id);
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      --busy_;
+    }
+    done_.notify_all();
+  }
+}
+
+void ThreadPool::parallelFor(int64_t count, const std::function<void(int64_t, unsigned)> &fn) {
+  if (count <= 0)
+    return;
+  if (workers_.empty() || count == 1) {
+    for (int64_t i = 0; i < count; ++i)
+      fn(i, 0);
+    return;
+  }
+  std::lock_guard<std::mutex> call(callMu_);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    fn_ = &fn;
+    count_ = count;
+    next_ = 0;
+    ++generation_;
+  }
+  wake_.notify_all();
+  drain(0);
+  std::unique_lock<std::mutex> l(mu_);
+  // Every index has been claimed; wait for the workers still running theirs. A worker that wakes
+  // after this finds next_ >= count_ and does nothing.
+  done_.wait(l, [&] { return busy_ == 0 && next_ >= count_; });
+  fn_ = nullptr;
+}
+
+} // namespace qlc::codegen

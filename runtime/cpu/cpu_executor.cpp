@@ -1,0 +1,193 @@
+#include "runtime/cpu/cpu_executor.h"
+
+#include <unordered_map>
+
+#include "codegen/qmatmul.h"
+#include "codegen/thread_pool.h"
+#include "ir/op_registry.h"
+
+namespace qlc {
+namespace {
+
+bool shapeFits(const std::vector<int64_t> &shape, const TensorType &t) {
+  if (shape.size() != t.rank())
+    return false;
+  for (size_t i = 0; i < shape.size(); ++i)
+    if (!dimsCompatible(shape[i], t.dims[i]))
+      return false;
+  return true;
+}
+
+llvm::Error fail(const llvm::Twine &msg) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), msg);
+}
+
+} // namespace
+
+CpuExecutor::CpuExecutor(const Module &m, const WeightStore *store, CpuExecutorOptions opts)
+    : m_(m), store_(store), opts_(opts), ref_(m, store) {
+  if (opts_.threads == 0) {
+    pool_ = &codegen::ThreadPool::global();
+  } else {
+    ownPool_ = std::make_unique<codegen::ThreadPool>(opts_.threads);
+    pool_ = ownPool_.get();
+  }
+}
+
+CpuExecutor::~CpuExecutor() = default;
+
+void CpuExecutor::note(const std::string &reason, const std::string &msg) {
+  if (!noted_.insert(reason).second || !opts_.notes)
+    return;
+  *opts_.notes << "qlc: note: cpu: " << msg << "\n";
+}
+
+llvm::Expected<const CpuExecutor::Prepared *> CpuExecutor::prepare(const Operation &op,
+                                                                    const Weight &w) {
+  if (auto it = prepared_.find(w.name()); it != prepared_.end())
+    return it->second.get();
+  codegen::SpecOrReason sr = codegen::specForWeight(w);
+  if (!sr.spec) {
+    note(sr.reason, "no JIT kernel for @" + w.name() + " (" + sr.reason +
+                        "); cpu.qmatmul ops on this layout run through the reference");
+    prepared_[w.name()] = nullptr;
+    return nullptr;
+  }
+  auto p = std::make_unique<Prepared>();
+  p->spec = *sr.spec;
+  for (const std::string &slot : p->spec.partSlots()) {
+    if (slot.empty()) {
+      p->ptrs.push_back(nullptr);
+      continue;
+    }
+    const WeightPart *part = w.part(slot);
+    if (!part)
+      return opError(op, "weight @" + w.name() + " has no part '" + slot + "'");
+    auto bytes = resolvePart(w, *part, store_);
+    if (!bytes)
+      return bytes.takeError();
+    p->ptrs.push_back(bytes->bytes.data());
+    p->parts.push_back(std::move(*bytes));
+  }
+  // Group indices address scales and zeros: check them once, as the reference hook does.
+  const codegen::KernelSpec &s = p->spec;
+  if (s.gIdx) {
+    const WeightPart *gp = w.part(s.partSlots()[3]);
+    auto bytes = resolvePart(w, *gp, store_);
+    if (!bytes)
+      return bytes.takeError();
+    int64_t groups = (s.k + s.group - 1) / s.group;
+    if (int64_t(bytes->bytes.size()) != 4 * s.k)
+      return opError(op, "@" + w.name() + " g_idx has " + llvm::Twine(bytes->bytes.size()) +
+                             " bytes, expected " + llvm::Twine(4 * s.k));
+    for (int64_t k = 0; k < s.k; ++k) {
+      int32_t g;
+      std::memcpy(&g, bytes->bytes.data() + 4 * k, 4);
+      if (g < 0 || g >= groups)
+        return opError(op, "@" + w.name() + " g_idx[" + llvm::Twine(k) + "] = " + llvm::Twine(g) +
+                               " is not a group index (0.." + llvm::Twine(groups - 1) + ")");
+    }
+  }
+  return (prepared_[w.name()] = std::move(p)).get();
+}
+
+llvm::Error CpuExecutor::qmatmul(const Operation &op, const Prepared &p, const Tensor &x,
+                                 std::vector<Tensor> &outs) {
+  const codegen::KernelSpec &s = p.spec;
+  if (x.shape().empty() || x.shape().back() != s.k)
+    return opError(op, "input " + x.typeStr() + " does not have K = " + llvm::Twine(s.k));
+  int64_t rows = 1;
+  for (size_t i = 0; i + 1 < x.shape().size(); ++i)
+    rows *= x.shape()[i];
+  std::vector<float> xf = x.toF32();
+  std::vector<float> y(size_t(rows * s.n));
+  if (llvm::Error e = codegen::runQMatmul(s, p.ptrs.data(), xf.data(), rows, y.data(), pool_))
+    return e;
+  if (op.symbols().size() == 2) {
+    auto bias = ref_.weight(op.symbols()[1]);
+    if (!bias)
+      return bias.takeError();
+    if (int64_t((*bias)->size()) != s.n)
+      return opError(op, "bias has " + llvm::Twine((*bias)->size()) + " elements, expected " +
+                             llvm::Twine(s.n));
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < s.n; ++j)
+        y[size_t(r * s.n + j)] += (**bias)[size_t(j)];
+  }
+  std::vector<int64_t> shape = x.shape();
+  shape.back() = s.n;
+  outs.push_back(Tensor::fromF32As(op.result(0)->type().elem, shape, y));
+  return llvm::Error::success();
+}
+
+llvm::Expected<std::vector<Tensor>> CpuExecutor::run(llvm::StringRef funcName,
+                                                     const std::vector<Tensor> &inputs) {
+  const Function *f = m_.lookupFunction(funcName);
+  if (!f)
+    return fail("no function @" + funcName + " in the module");
+  if (inputs.size() != f->numArguments())
+    return fail("@" + funcName + " takes " + llvm::Twine(f->numArguments()) + " inputs, got " +
+                llvm::Twine(inputs.size()));
+  std::unordered_map<const Value *, Tensor> env;
+  for (unsigned i = 0; i < f->numArguments(); ++i) {
+    const TensorType &t = f->argument(i)->type();
+    if (inputs[i].elem() != t.elem || !shapeFits(inputs[i].shape(), t))
+      return fail("input #" + llvm::Twine(i) + " of @" + funcName + " is " + inputs[i].typeStr() +
+                  " but the function takes " + t.str());
+    env[f->argument(i)] = inputs[i];
+  }
+  for (const auto &opPtr : f->ops()) {
+    const Operation &op = *opPtr;
+    std::vector<const Tensor *> ins;
+    for (Value *v : op.operands())
+      ins.push_back(&env.at(v));
+    if (op.isTerminator()) {
+      std::vector<Tensor> outs;
+      for (const Tensor *t : ins)
+        outs.push_back(*t);
+      return outs;
+    }
+    std::vector<Tensor> outs;
+    bool done = false;
+    if (op.name() == "cpu.qmatmul") {
+      const Weight *w = m_.lookupWeight(op.symbols()[0]);
+      if (!w)
+        return opError(op, "names no weight @" + op.symbols()[0]);
+      auto p = prepare(op, *w);
+      if (!p)
+        return p.takeError();
+      if (*p) {
+        if (llvm::Error e = qmatmul(op, **p, *ins[0], outs))
+          return std::move(e);
+        ++stats_.jitOps;
+        done = true;
+      } else {
+        ++stats_.fallbacks;
+      }
+    } else if (op.name() == "cpu.moe") {
+      note("cpu.moe", "cpu.moe runs through the reference (JIT MoE kernels are not implemented "
+                      "yet)");
+      ++stats_.fallbacks;
+    }
+    if (!done) {
+      const ReferenceOpFn *fn = lookupReferenceOp(op.name());
+      if (!fn)
+        return opError(op, "has no reference implementation");
+      if (llvm::Error e = (*fn)(ref_, op, ins, outs))
+        return std::move(e);
+      ++stats_.referenceOps;
+    }
+    if (outs.size() != op.numResults())
+      return opError(op, "produced " + llvm::Twine(outs.size()) + " results");
+    for (unsigned i = 0; i < op.numResults(); ++i) {
+      const TensorType &t = op.result(i)->type();
+      if (outs[i].elem() != t.elem || !shapeFits(outs[i].shape(), t))
+        return opError(op, "result #" + llvm::Twine(i) + " is " + outs[i].typeStr() +
+                               " but the op declares " + t.str());
+      env[op.result(i)] = std::move(outs[i]);
+    }
+  }
+  return fail("@" + funcName + " has no return");
+}
+
+} // namespace qlc

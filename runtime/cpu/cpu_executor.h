@@ -1,0 +1,76 @@
+// The `cpu` executor (`qlc run --target cpu`): runs a lowered module (pipeline lower-cpu) with
+// every cpu.qmatmul through a JIT-compiled fused dequant kernel (codegen/) and every other op
+// through the reference implementations. Weights are resolved once (resolvePart: views of the
+// mapped checkpoint) and kept; no dequantized copy of a quantized weight is made for a kernel.
+// Layouts without a kernel, and cpu.moe (for now), fall back to the reference with a note printed
+// once per reason.
+#pragma once
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "llvm/Support/Error.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include "codegen/kernel_spec.h"
+#include "ir/ir.h"
+#include "runtime/reference_executor.h"
+#include "runtime/tensor.h"
+#include "runtime/weight_store.h"
+
+namespace qlc::codegen {
+class ThreadPool;
+class KernelCache;
+} // namespace qlc::codegen
+
+namespace qlc {
+
+struct CpuExecutorOptions {
+  /// Threads of the kernels' pool, the caller included; 0 = the machine's (the global pool).
+  unsigned threads = 0;
+  /// Where fallback notes go (null = nowhere; default stderr).
+  llvm::raw_ostream *notes = &llvm::errs();
+};
+
+class CpuExecutor {
+public:
+  /// `store` may be null if every weight part is inline.
+  CpuExecutor(const Module &m, const WeightStore *store, CpuExecutorOptions opts = {});
+  ~CpuExecutor();
+
+  /// Runs `func` on `inputs` (same contract as ReferenceExecutor::run).
+  llvm::Expected<std::vector<Tensor>> run(llvm::StringRef func, const std::vector<Tensor> &inputs);
+
+  struct Stats {
+    unsigned jitOps = 0;       ///< cpu.qmatmul ops run by a JIT kernel
+    unsigned referenceOps = 0; ///< ops run by the reference (including fallbacks)
+    unsigned fallbacks = 0;    ///< cpu.* ops that had to fall back
+  };
+  const Stats &stats() const { return stats_; }
+
+private:
+  struct Prepared {
+    codegen::KernelSpec spec;
+    std::vector<PartBytes> parts;
+    std::vector<const uint8_t *> ptrs;
+  };
+  /// The kernel-ready weight, or null when its layout has no kernel (the note is printed).
+  llvm::Expected<const Prepared *> prepare(const Operation &op, const Weight &w);
+  llvm::Error qmatmul(const Operation &op, const Prepared &p, const Tensor &x,
+                      std::vector<Tensor> &outs);
+  void note(const std::string &reason, const std::string &msg);
+
+  const Module &m_;
+  const WeightStore *store_;
+  CpuExecutorOptions opts_;
+  ReferenceExecutor ref_;
+  codegen::ThreadPool *pool_ = nullptr;
+  std::unique_ptr<codegen::ThreadPool> ownPool_;
+  std::map<std::string, std::unique_ptr<Prepared>, std::less<>> prepared_; // null = fallback
+  std::set<std::string> noted_;
+  Stats stats_;
+};
+
+} // namespace qlc

@@ -1,0 +1,398 @@
+// JIT kernels against the reference: for every covered layout x bits x group size x zero-point /
+// format variant, odd shapes the layout allows and M in {1, 3, 16, 128, 513}, the kernel's
+// y = x · Wᵀ is compared with the exact (f64) product of x and the scheme hook's dequantized W.
+//
+// Error bound (derivation in codegen/README.md): the kernels unpack W bit-identically to the
+// hooks, so the only error is the f32 accumulation. An output accumulated through a chain of d
+// sequential roundings (fmuladd / fadd, u = 2^-24) satisfies
+//     |y_kernel - y_exact| <= gamma(d) * sum_k |x_k * w_k|,   gamma(d) = d*u / (1 - d*u)
+// with d = KernelSpec::accumulationDepth(): K/VL + log2(VL) + (K mod 16) + 2 for the K-vectorised
+// kernels (GGUF, CT), K + 1 for the N-vectorised ones (AWQ, GPTQ). The test asserts exactly that.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "codegen/jit.h"
+#include "codegen/kernel_spec.h"
+#include "codegen/qmatmul.h"
+#include "ir/weight_type.h"
+#include "schemes/all_schemes.h"
+#include "schemes/awq/codec.h"
+#include "schemes/compressed_tensors/codec.h"
+#include "schemes/gguf/blocks.h"
+#include "schemes/gptq/codec.h"
+#include "schemes/gguf/gguf_type.h"
+#include "support/float16.h"
+
+namespace qlc {
+namespace {
+
+using codegen::KernelSpec;
+
+const std::vector<int64_t> kMs = {1, 3, 16, 128, 513};
+
+/// A quantized weight held in memory: its type and part bytes.
+struct TestWeight {
+  WeightType type;
+  std::map<std::string, std::pair<ElemKind, std::vector<uint8_t>>> parts;
+
+  PartBytesMap view() const {
+    PartBytesMap m;
+    for (const auto &[n, p] : parts)
+      m[n] = PartView{p.first, llvm::ArrayRef<uint8_t>(p.second)};
+    return m;
+  }
+  std::vector<std::pair<std::string, ElemKind>> elems() const {
+    std::vector<std::pair<std::string, ElemKind>> e;
+    for (const auto &[n, p] : parts)
+      e.push_back({n, p.first});
+    return e;
+  }
+};
+
+WeightType makeType(const std::string &mnemonic, AttrDict params) {
+  schemes::registerAllSchemes();
+  const WeightTypeDef *def = WeightTypeRegistry::get().lookup(mnemonic);
+  EXPECT_NE(def, nullptr);
+  std::string err;
+  auto t = WeightTypeRegistry::get().build(def, params, err);
+  EXPECT_TRUE(t.has_value()) << err;
+  return *t;
+}
+
+template <typename T> std::vector<uint8_t> bytesOf(const std::vector<T> &v) {
+  std::vector<uint8_t> b(v.size() * sizeof(T));
+  if (!b.empty())
+    std::memcpy(b.data(), v.data(), b.size());
+  return b;
+}
+
+/// fp16 scale bits re-expressed in another float type (f32 exact; bf16 rounded).
+std::pair<ElemKind, std::vector<uint8_t>> scalesAs(const std::vector<uint16_t> &h, ElemKind e) {
+  if (e == ElemKind::F16)
+    return {e, bytesOf(h)};
+  if (e == ElemKind::F32) {
+    std::vector<float> f;
+    for (uint16_t x : h)
+      f.push_back(halfToFloat(x));
+    return {e, bytesOf(f)};
+  }
+  std::vector<uint16_t> b;
+  for (uint16_t x : h)
+    b.push_back(floatToBf16(halfToFloat(x)));
+  return {e, bytesOf(b)};
+}
+
+std::vector<float> randomVec(int64_t n, uint32_t seed, float scale = 1.f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.f, scale);
+  std::vector<float> v(size_t(n), 0.f);
+  for (float &x : v)
+    x = d(rng);
+  return v;
+}
+
+std::vector<int32_t> permutation(int64_t k, uint32_t seed) {
+  std::vector<int32_t> p;
+  for (int64_t i = 0; i < k; ++i)
+    p.push_back(int32_t(i));
+  std::mt19937 rng(seed);
+  std::shuffle(p.begin(), p.end(), rng);
+  return p;
+}
+
+TestWeight ggufWeight(const std::string &type, int64_t n, int64_t k, uint32_t seed) {
+  TestWeight t;
+  t.type = makeType("gguf", {{"type", Attribute::ident(type)},
+                             {"shape", Attribute(std::vector<int64_t>{n, k})}});
+  uint32_t id = *schemes::ggufTypeId(type);
+  int64_t rowBytes = k / gguf::blockElements(id) * gguf::blockBytes(id);
+  std::vector<float> w = randomVec(n * k, seed, 0.05f);
+  std::vector<uint8_t> data(size_t(n * rowBytes));
+  for (int64_t r = 0; r < n; ++r)
+    gguf::quantizeRow(id, w.data() + r * k, data.data() + r * rowBytes, k);
+  t.parts["data"] = {ElemKind::U8, data};
+  return t;
+}
+
+TestWeight awqWeight(int64_t n, int64_t k, int64_t g, ElemKind se, uint32_t seed) {
+  TestWeight t;
+  t.type = makeType("awq", {{"bits", Attribute(int64_t(4))},
+                            {"group", Attribute(g)},
+                            {"shape", Attribute(std::vector<int64_t>{n, k})}});
+  std::vector<float> w = randomVec(n * k, seed, 0.05f);
+  awq::Checkpoint c = awq::quantize(w, k, n, g, 4);
+  t.parts["qweight"] = {ElemKind::I32, bytesOf(c.qweight)};
+  t.parts["qzeros"] = {ElemKind::I32, bytesOf(c.qzeros)};
+  t.parts["scales"] = scalesAs(c.scales, se);
+  return t;
+}
+
+TestWeight gptqWeight(int64_t n, int64_t k, int64_t g, bool sym, bool v1, bool descAct,
+                      ElemKind se, uint32_t seed) {
+  TestWeight t;
+  t.type = makeType("gptq", {{"bits", Attribute(int64_t(4))},
+                             {"group", Attribute(g)},
+                             {"sym", Attribute(sym)},
+                             {"format", Attribute::ident(v1 ? "v1" : "v2")},
+                             {"desc_act", Attribute(descAct)},
+                             {"shape", Attribute(std::vector<int64_t>{n, k})}});
+  std::vector<float> w = randomVec(n * k, seed, 0.05f);
+  gptq::Config cfg;
+  cfg.bits = 4;
+  cfg.groupSize = g;
+  cfg.sym = sym;
+  cfg.format = v1 ? gptq::Format::V1 : gptq::Format::V2;
+  std::vector<int32_t> perm = descAct ? permutation(k, seed + 1) : std::vector<int32_t>{};
+  gptq::Checkpoint c = gptq::quantize(w, k, n, cfg, perm);
+  t.parts["qweight"] = {ElemKind::I32, bytesOf(c.qweight)};
+  t.parts["qzeros"] = {ElemKind::I32, bytesOf(c.qzeros)};
+  t.parts["scales"] = scalesAs(c.scales, se);
+  if (descAct)
+    t.parts["g_idx"] = {ElemKind::I32, bytesOf(c.gIdx)};
+  return t;
+}
+
+/// g = 0: channel strategy.
+TestWeight ctWeight(int64_t n, int64_t k, int64_t g, bool sym, bool actorder, bool bf16,
+                    uint32_t seed) {
+  TestWeight t;
+  AttrDict p{{"bits", Attribute(int64_t(4))},
+             {"symmetric", Attribute(sym)},
+             {"shape", Attribute(std::vector<int64_t>{n, k})}};
+  ct::Config cfg;
+  cfg.bits = 4;
+  cfg.symmetric = sym;
+  cfg.scaleType = bf16 ? ct::ScaleType::BF16 : ct::ScaleType::F16;
+  if (g == 0) {
+    p["strategy"] = Attribute::ident("channel");
+    cfg.strategy = ct::Strategy::Channel;
+    cfg.groupSize = 0;
+  } else {
+    p["group"] = Attribute(g);
+    cfg.groupSize = g;
+  }
+  if (actorder)
+    p["actorder"] = Attribute::ident("group");
+  t.type = makeType("ct_wna16", p);
+  std::vector<float> w = randomVec(n * k, seed, 0.05f);
+  std::vector<int32_t> perm = actorder ? permutation(k, seed + 1) : std::vector<int32_t>{};
+  ct::Checkpoint c = ct::quantize(w, k, n, cfg, perm);
+  t.parts["weight_packed"] = {ElemKind::I32, bytesOf(c.weightPacked)};
+  t.parts["weight_scale"] = {bf16 ? ElemKind::BF16 : ElemKind::F16, bytesOf(c.weightScale)};
+  if (!sym)
+    t.parts["weight_zero_point"] = {ElemKind::I32, bytesOf(c.weightZeroPoint)};
+  if (actorder)
+    t.parts["weight_g_idx"] = {ElemKind::I32, bytesOf(c.weightGIdx)};
+  return t;
+}
+
+double gamma(int64_t d) {
+  const double u = std::ldexp(1.0, -24);
+  return double(d) * u / (1.0 - double(d) * u);
+}
+
+codegen::ThreadPool &pool3() {
+  static codegen::ThreadPool p(3);
+  return p;
+}
+
+/// Runs the kernel of `tw` for every M and checks it against the f64 product with the hook's W.
+void checkWeight(const TestWeight &tw, int vectorWidth = 0, const std::vector<int64_t> &ms = kMs) {
+  auto sr = codegen::specForWeightType(tw.type, tw.elems());
+  ASSERT_TRUE(sr.spec.has_value()) << sr.reason;
+  KernelSpec spec = *sr.spec;
+  spec.vectorWidth = vectorWidth;
+  const int64_t n = spec.n, k = spec.k;
+  std::vector<float> w(size_t(n * k));
+  std::string err = tw.type.def->dequantize(tw.type, tw.view(), w.data());
+  ASSERT_EQ(err, "");
+  std::vector<const uint8_t *> ptrs;
+  for (const std::string &s : spec.partSlots())
+    ptrs.push_back(s.empty() ? nullptr : tw.parts.at(s).second.data());
+  for (int64_t m : ms) {
+    SCOPED_TRACE("M = " + std::to_string(m) + ", spec " + spec.key());
+    std::vector<float> x = randomVec(m * k, uint32_t(1000 + m));
+    std::vector<float> y(size_t(m * n), NAN), yMt(size_t(m * n), NAN);
+    ASSERT_FALSE(bool(codegen::runQMatmul(spec, ptrs.data(), x.data(), m, y.data(), nullptr)));
+    ASSERT_FALSE(bool(codegen::runQMatmul(spec, ptrs.data(), x.data(), m, yMt.data(), &pool3())));
+    KernelSpec used = spec;
+    used.mclass = codegen::mClassFor(m);
+    const double g = gamma(used.accumulationDepth());
+    int64_t bad = 0;
+    double worst = 0;
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        double exact = 0, mag = 0;
+        for (int64_t q = 0; q < k; ++q) {
+          double p = double(x[size_t(i * k + q)]) * double(w[size_t(j * k + q)]);
+          exact += p;
+          mag += std::fabs(p);
+        }
+        double got = y[size_t(i * n + j)];
+        double bound = g * mag + 1e-30;
+        double e = std::fabs(got - exact);
+        worst = std::max(worst, e / bound);
+        if (!(e <= bound) && bad++ < 5)
+          ADD_FAILURE() << "y[" << i << ", " << j << "] = " << got << ", exact " << exact
+                        << ", |err| " << e << " > bound " << bound;
+        if (std::memcmp(&y[size_t(i * n + j)], &yMt[size_t(i * n + j)], 4) != 0 && bad++ < 5)
+          ADD_FAILURE() << "multi-threaded y[" << i << ", " << j << "] = " << yMt[size_t(i * n + j)]
+                        << " differs from single-threaded " << got;
+      }
+    EXPECT_EQ(bad, 0) << "worst |err| / bound = " << worst;
+  }
+}
+
+TEST(CodegenGguf, Q8_0) {
+  for (auto [n, k] : {std::pair<int64_t, int64_t>{37, 96}, {64, 512}, {5, 32}})
+    checkWeight(ggufWeight("Q8_0", n, k, 11));
+  checkWeight(ggufWeight("Q8_0", 37, 96, 12), 8);
+}
+
+TEST(CodegenGguf, Q4_0) {
+  for (auto [n, k] : {std::pair<int64_t, int64_t>{37, 96}, {64, 512}, {5, 32}})
+    checkWeight(ggufWeight("Q4_0", n, k, 21));
+  checkWeight(ggufWeight("Q4_0", 37, 96, 22), 8);
+}
+
+TEST(CodegenGguf, Q4_K) {
+  for (auto [n, k] : {std::pair<int64_t, int64_t>{37, 256}, {20, 512}})
+    checkWeight(ggufWeight("Q4_K", n, k, 31));
+  checkWeight(ggufWeight("Q4_K", 13, 512, 32), 8);
+}
+
+TEST(CodegenGguf, Q6_K) {
+  for (auto [n, k] : {std::pair<int64_t, int64_t>{37, 256}, {20, 512}})
+    checkWeight(ggufWeight("Q6_K", n, k, 41));
+  checkWeight(ggufWeight("Q6_K", 13, 512, 42), 8);
+}
+
+TEST(CodegenAwq, Groups) {
+  // N = 136 = 2 tiles of 64 + an 8-channel tail; N = 40 = 16 + 16 + 8.
+  for (int64_t g : {32, 128, -1})
+    checkWeight(awqWeight(136, 256, g, ElemKind::F16, 51));
+  checkWeight(awqWeight(40, 384, 64, ElemKind::F16, 52));
+}
+
+TEST(CodegenAwq, ScaleTypesAndWidth8) {
+  checkWeight(awqWeight(40, 256, 64, ElemKind::BF16, 53), 0, {1, 16});
+  checkWeight(awqWeight(40, 256, 64, ElemKind::F32, 54), 0, {3, 128});
+  checkWeight(awqWeight(136, 256, 128, ElemKind::F16, 55), 8);
+}
+
+TEST(CodegenGptq, SymAsymV1V2) {
+  for (bool sym : {true, false})
+    for (bool v1 : {true, false})
+      for (int64_t g : {32, 128, -1}) {
+        SCOPED_TRACE(std::string(sym ? "sym" : "asym") + (v1 ? " v1" : " v2") + " g" +
+                     std::to_string(g));
+        checkWeight(gptqWeight(136, 256, g, sym, v1, false, ElemKind::F16, 61));
+      }
+}
+
+TEST(CodegenGptq, ActOrderAndRaggedGroups) {
+  for (bool sym : {true, false}) {
+    checkWeight(gptqWeight(40, 256, 32, sym, false, true, ElemKind::F16, 71));  // g_idx
+    checkWeight(gptqWeight(40, 200, 64, sym, true, false, ElemKind::F16, 72));  // ceil(K/G)
+    checkWeight(gptqWeight(40, 120, 20, sym, false, false, ElemKind::F16, 73)); // G % 8 != 0
+  }
+  checkWeight(gptqWeight(40, 256, 32, false, true, true, ElemKind::BF16, 74), 0, {1, 128});
+  checkWeight(gptqWeight(136, 256, 128, false, true, false, ElemKind::F32, 75), 8);
+}
+
+TEST(CodegenCt, GroupsAndChannel) {
+  for (bool sym : {true, false}) {
+    SCOPED_TRACE(sym ? "sym" : "asym");
+    checkWeight(ctWeight(37, 256, 32, sym, false, false, 81));
+    checkWeight(ctWeight(37, 256, 128, sym, false, true, 82));
+    checkWeight(ctWeight(20, 100, 0, sym, false, false, 83)); // channel, K % 8 != 0
+  }
+}
+
+TEST(CodegenCt, ActOrderRaggedAndWidth8) {
+  for (bool sym : {true, false}) {
+    checkWeight(ctWeight(37, 256, 64, sym, true, false, 91)); // weight_g_idx
+    checkWeight(ctWeight(20, 100, 20, sym, false, false, 92)); // groups not aligned to units
+  }
+  checkWeight(ctWeight(37, 256, 32, false, false, false, 93), 8);
+  checkWeight(ctWeight(20, 100, 0, true, false, false, 94), 8);
+}
+
+TEST(CodegenCache, SameSpecCompilesOnce) {
+  codegen::KernelCache cache;
+  TestWeight tw = ggufWeight("Q4_0", 8, 64, 5);
+  KernelSpec s = *codegen::specForWeightType(tw.type, tw.elems()).spec;
+  auto a = cache.get(s);
+  ASSERT_TRUE(bool(a));
+  auto b = cache.get(s);
+  ASSERT_TRUE(bool(b));
+  EXPECT_EQ(*a, *b);
+  EXPECT_EQ(cache.compilations(), 1u);
+  KernelSpec other = s;
+  other.n = 16;
+  ASSERT_TRUE(bool(cache.get(other)));
+  EXPECT_EQ(cache.compilations(), 2u);
+  KernelSpec gemm = s;
+  gemm.mclass = codegen::MClass::Gemm;
+  ASSERT_TRUE(bool(cache.get(gemm)));
+  ASSERT_TRUE(bool(cache.get(s)));
+  EXPECT_EQ(cache.compilations(), 3u);
+  EXPECT_GT((*a)->compileMs, 0.0);
+}
+
+TEST(CodegenSpec, UnsupportedLayoutsSayWhy) {
+  TestWeight q2 = ggufWeight("Q2_K", 4, 256, 6);
+  auto r = codegen::specForWeightType(q2.type, q2.elems());
+  EXPECT_FALSE(r.spec.has_value());
+  EXPECT_EQ(r.reason, "gguf Q2_K has no JIT kernel yet");
+}
+
+TEST(CodegenSpec, KeysDistinguishSpecialisations) {
+  TestWeight a = gptqWeight(40, 256, 32, true, true, false, ElemKind::F16, 1);
+  TestWeight b = gptqWeight(40, 256, 32, false, true, false, ElemKind::F16, 1);
+  TestWeight c = gptqWeight(40, 256, 32, true, false, false, ElemKind::F16, 1);
+  std::string ka = codegen::specForWeightType(a.type, a.elems()).spec->key();
+  std::string kb = codegen::specForWeightType(b.type, b.elems()).spec->key();
+  std::string kc = codegen::specForWeightType(c.type, c.elems()).spec->key();
+  EXPECT_NE(ka, kb);
+  EXPECT_NE(ka, kc);
+  EXPECT_NE(kb, kc);
+}
+
+} // namespace
+} // namespace qlc
+
+namespace qlc {
+namespace {
+
+/// Prints the JIT compile time (IR generation + O3 + machine code) of representative kernels at
+/// a realistic shape; a loose upper bound guards against pathological blow-ups only.
+TEST(CodegenCache, CompileTimeReport) {
+  codegen::KernelCache cache;
+  std::vector<std::pair<std::string, TestWeight>> ws;
+  ws.push_back({"Q8_0", ggufWeight("Q8_0", 8, 4096, 1)});
+  ws.push_back({"Q4_0", ggufWeight("Q4_0", 8, 4096, 1)});
+  ws.push_back({"Q4_K", ggufWeight("Q4_K", 8, 4096, 1)});
+  ws.push_back({"Q6_K", ggufWeight("Q6_K", 8, 4096, 1)});
+  ws.push_back({"awq g128", awqWeight(64, 4096, 128, ElemKind::F16, 1)});
+  ws.push_back({"gptq asym v1 g128", gptqWeight(64, 4096, 128, false, true, false, ElemKind::F16, 1)});
+  ws.push_back({"gptq sym g_idx", gptqWeight(64, 4096, 128, true, false, true, ElemKind::F16, 1)});
+  ws.push_back({"ct asym g128", ctWeight(8, 4096, 128, false, false, false, 1)});
+  for (auto &[name, tw] : ws)
+    for (codegen::MClass c : {codegen::MClass::Gemv, codegen::MClass::Gemm}) {
+      KernelSpec s = *codegen::specForWeightType(tw.type, tw.elems()).spec;
+      s.mclass = c;
+      auto k = cache.get(s);
+      ASSERT_TRUE(bool(k)) << llvm::toString(k.takeError());
+      std::printf("compile %-20s %s: %7.1f ms\n", name.c_str(),
+                  c == codegen::MClass::Gemv ? "gemv" : "gemm", (*k)->compileMs);
+      EXPECT_LT((*k)->compileMs, 5000.0);
+    }
+  std::printf("compile total: %u kernels, %.1f ms\n", cache.compilations(), cache.totalCompileMs());
+}
+
+} // namespace
+} // namespace qlc
