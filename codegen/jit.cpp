@@ -99,6 +99,14 @@ double KernelCache::totalCompileMs() const {
   return t;
 }
 
+std::vector<std::pair<std::string, double>> KernelCache::compileTimes() const {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<std::pair<std::string, double>> v;
+  for (const auto &[k, c] : kernels_)
+    v.push_back({k, c->compileMs});
+  return v;
+}
+
 llvm::Expected<const CompiledKernel *> KernelCache::get(const KernelSpec &spec) {
   std::lock_guard<std::mutex> l(mu_);
   std::string key = spec.key();

@@ -7,6 +7,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "llvm/Support/Error.h"
 
@@ -42,6 +44,8 @@ public:
   unsigned compilations() const;
   /// Sum of compile times (ms) of all compiled kernels.
   double totalCompileMs() const;
+  /// (key, compile ms) of every kernel compiled so far, by key.
+  std::vector<std::pair<std::string, double>> compileTimes() const;
 
 private:
   mutable std::mutex mu_;

@@ -1,7 +1,9 @@
 #include "runtime/cpu/cpu_executor.h"
 
+#include <optional>
 #include <unordered_map>
 
+#include "codegen/moe.h"
 #include "codegen/qmatmul.h"
 #include "codegen/thread_pool.h"
 #include "ir/op_registry.h"
@@ -55,9 +57,12 @@ llvm::Expected<const CpuExecutor::Prepared *> CpuExecutor::prepare(const Operati
   }
   auto p = std::make_unique<Prepared>();
   p->spec = *sr.spec;
+  p->experts = w.experts();
+  const int64_t stacks = std::max<int64_t>(1, p->experts);
   for (const std::string &slot : p->spec.partSlots()) {
     if (slot.empty()) {
       p->ptrs.push_back(nullptr);
+      p->strides.push_back(0);
       continue;
     }
     const WeightPart *part = w.part(slot);
@@ -66,7 +71,11 @@ llvm::Expected<const CpuExecutor::Prepared *> CpuExecutor::prepare(const Operati
     auto bytes = resolvePart(w, *part, store_);
     if (!bytes)
       return bytes.takeError();
+    if (bytes->bytes.size() % size_t(stacks))
+      return opError(op, "@" + w.name() + " part '" + slot + "' does not split into " +
+                             llvm::Twine(stacks) + " experts");
     p->ptrs.push_back(bytes->bytes.data());
+    p->strides.push_back(int64_t(bytes->bytes.size()) / stacks);
     p->parts.push_back(std::move(*bytes));
   }
   // Group indices address scales and zeros: check them once, as the reference hook does.
@@ -77,14 +86,15 @@ llvm::Expected<const CpuExecutor::Prepared *> CpuExecutor::prepare(const Operati
     if (!bytes)
       return bytes.takeError();
     int64_t groups = (s.k + s.group - 1) / s.group;
-    if (int64_t(bytes->bytes.size()) != 4 * s.k)
+    if (int64_t(bytes->bytes.size()) != 4 * s.k * stacks)
       return opError(op, "@" + w.name() + " g_idx has " + llvm::Twine(bytes->bytes.size()) +
-                             " bytes, expected " + llvm::Twine(4 * s.k));
-    for (int64_t k = 0; k < s.k; ++k) {
+                             " bytes, expected " + llvm::Twine(4 * s.k * stacks));
+    for (int64_t k = 0; k < s.k * stacks; ++k) {
       int32_t g;
       std::memcpy(&g, bytes->bytes.data() + 4 * k, 4);
       if (g < 0 || g >= groups)
-        return opError(op, "@" + w.name() + " g_idx[" + llvm::Twine(k) + "] = " + llvm::Twine(g) +
+        return opError(op, "@" + w.name() + " g_idx[" + llvm::Twine(k / s.k) + ", " +
+                               llvm::Twine(k % s.k) + "] = " + llvm::Twine(g) +
                                " is not a group index (0.." + llvm::Twine(groups - 1) + ")");
     }
   }
@@ -118,6 +128,52 @@ llvm::Error CpuExecutor::qmatmul(const Operation &op, const Prepared &p, const T
   shape.back() = s.n;
   outs.push_back(Tensor::fromF32As(op.result(0)->type().elem, shape, y));
   return llvm::Error::success();
+}
+
+llvm::Expected<bool> CpuExecutor::moe(const Operation &op, const std::vector<const Tensor *> &ins,
+                                      std::vector<Tensor> &outs) {
+  const bool unfused = op.symbols().size() == 3;
+  std::vector<const Prepared *> ps;
+  for (const std::string &name : op.symbols()) {
+    const Weight *w = m_.lookupWeight(name);
+    if (!w)
+      return opError(op, "names no weight @" + name);
+    auto p = prepare(op, *w);
+    if (!p)
+      return p.takeError();
+    if (!*p) {
+      note("cpu.moe", "cpu.moe ops with a weight without a JIT kernel run through the reference");
+      return false;
+    }
+    if ((*p)->experts <= 0)
+      return opError(op, "weight @" + name + " is not expert-stacked");
+    ps.push_back(*p);
+  }
+  auto stacked = [](const Prepared &p) {
+    return codegen::ExpertWeight::stacked(p.spec, p.experts, p.ptrs, p.strides);
+  };
+  codegen::ExpertWeight w13 = stacked(*ps[0]), w2 = stacked(*ps[unfused ? 2 : 1]);
+  std::optional<codegen::ExpertWeight> upW;
+  if (unfused)
+    upW = stacked(*ps[1]);
+  const Tensor &x = *ins[0], &logits = *ins[1];
+  if (x.shape().size() != 2 || x.shape()[1] != w13.spec.k || logits.shape().size() != 2 ||
+      logits.shape()[0] != x.shape()[0] || logits.shape()[1] != w13.experts)
+    return opError(op, "operands " + x.typeStr() + ", " + logits.typeStr() +
+                           " do not fit the experts");
+  codegen::MoeConfig cfg;
+  cfg.topK = op.attr("top_k")->getInt();
+  const Attribute *ren = op.attr("renormalize");
+  cfg.renormalize = ren && ren->getBool();
+  const Attribute *act = op.attr("activation");
+  cfg.gelu = act && act->getIdent() == "gelu";
+  int64_t t = x.shape()[0], h = x.shape()[1];
+  std::vector<float> xf = x.toF32(), lf = logits.toF32(), y(size_t(t * h));
+  if (llvm::Error e = codegen::runMoe(w13, upW ? &*upW : nullptr, w2, cfg, xf.data(), lf.data(), t,
+                                      y.data(), pool_))
+    return opError(op, llvm::toString(std::move(e)));
+  outs.push_back(Tensor::fromF32As(op.result(0)->type().elem, {t, h}, y));
+  return true;
 }
 
 llvm::Expected<std::vector<Tensor>> CpuExecutor::run(llvm::StringRef funcName,
@@ -165,9 +221,15 @@ llvm::Expected<std::vector<Tensor>> CpuExecutor::run(llvm::StringRef funcName,
         ++stats_.fallbacks;
       }
     } else if (op.name() == "cpu.moe") {
-      note("cpu.moe", "cpu.moe runs through the reference (JIT MoE kernels are not implemented "
-                      "yet)");
-      ++stats_.fallbacks;
+      auto ran = moe(op, ins, outs);
+      if (!ran)
+        return ran.takeError();
+      if (*ran) {
+        ++stats_.jitOps;
+        done = true;
+      } else {
+        ++stats_.fallbacks;
+      }
     }
     if (!done) {
       const ReferenceOpFn *fn = lookupReferenceOp(op.name());

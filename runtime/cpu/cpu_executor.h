@@ -2,8 +2,9 @@
 // every cpu.qmatmul through a JIT-compiled fused dequant kernel (codegen/) and every other op
 // through the reference implementations. Weights are resolved once (resolvePart: views of the
 // mapped checkpoint) and kept; no dequantized copy of a quantized weight is made for a kernel.
-// Layouts without a kernel, and cpu.moe (for now), fall back to the reference with a note printed
-// once per reason.
+// cpu.moe runs routing, grouping, the per-expert kernels and the combine on the JIT too
+// (codegen/moe.h). Layouts without a kernel fall back to the reference with a note printed once per
+// reason.
 #pragma once
 #include <map>
 #include <memory>
@@ -52,14 +53,19 @@ public:
 
 private:
   struct Prepared {
-    codegen::KernelSpec spec;
+    codegen::KernelSpec spec;  ///< one expert's for expert stacks
+    int64_t experts = 0;       ///< 0 = a plain weight
     std::vector<PartBytes> parts;
-    std::vector<const uint8_t *> ptrs;
+    std::vector<const uint8_t *> ptrs;  ///< spec.partSlots() order (expert 0's for stacks)
+    std::vector<int64_t> strides;       ///< bytes from one expert's part to the next's
   };
   /// The kernel-ready weight, or null when its layout has no kernel (the note is printed).
   llvm::Expected<const Prepared *> prepare(const Operation &op, const Weight &w);
   llvm::Error qmatmul(const Operation &op, const Prepared &p, const Tensor &x,
                       std::vector<Tensor> &outs);
+  /// cpu.moe through the JIT; false (with a note) when a weight has no kernel.
+  llvm::Expected<bool> moe(const Operation &op, const std::vector<const Tensor *> &ins,
+                           std::vector<Tensor> &outs);
   void note(const std::string &reason, const std::string &msg);
 
   const Module &m_;

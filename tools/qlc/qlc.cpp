@@ -19,6 +19,7 @@
 #include "ir/parser.h"
 #include "ir/printer.h"
 #include "ir/verifier.h"
+#include "bench/bench.h"
 #include "codegen/jit.h"
 #include "passes/pass_manager.h"
 #include "runtime/cpu/cpu_executor.h"
@@ -37,6 +38,16 @@ static cl::SubCommand exportCmd("export", "Lower for a device layout and write a
                                             "server loads with no repack (marlin, npu)");
 static cl::SubCommand runCmd("run", "Run a function of a model on given or random inputs");
 static cl::SubCommand compileCmd("compile", "Lower for a target and print its generated kernels");
+static cl::SubCommand benchCmd("bench", "Measure bandwidth, Eigen and the CPU JIT kernels "
+                                        "(docs/performance.md; same as qlc-bench)");
+static cl::opt<bool> benchQuick("quick", cl::desc("bench: the smoke subset (about 30 s; the full run about 3 min)"),
+                                cl::sub(benchCmd), cl::cat(qlcCat));
+static cl::opt<std::string> benchJson("json", cl::desc("bench: write the results as JSON"),
+                                      cl::value_desc("file"), cl::sub(benchCmd), cl::cat(qlcCat));
+static cl::opt<std::string> benchFilter("filter", cl::desc("bench: only cases matching this regex"),
+                                        cl::sub(benchCmd), cl::cat(qlcCat));
+static cl::opt<double> benchMinTime("min-time", cl::desc("bench: seconds per case (default 0.5)"),
+                                    cl::init(0.5), cl::sub(benchCmd), cl::cat(qlcCat));
 
 static cl::opt<std::string> modelPath(cl::Positional, cl::desc("<model dir | .safetensors | .gguf | .qir>"),
                                       cl::Required, cl::sub(inspectCmd), cl::sub(importCmd),
@@ -483,6 +494,14 @@ int main(int argc, char **argv) {
     return runCompile();
   if (exportCmd)
     return runExport();
+  if (benchCmd) {
+    bench::BenchOptions o;
+    o.quick = benchQuick;
+    o.json = benchJson;
+    o.filter = benchFilter;
+    o.minTime = benchMinTime;
+    return bench::runBench(o);
+  }
   cl::PrintHelpMessage();
   return 1;
 }

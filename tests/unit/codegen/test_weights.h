@@ -1,0 +1,184 @@
+// Test helpers shared by the codegen unit tests: quantized weights of every layout with a kernel,
+// built in memory by the schemes' quantizers (codegen_test.cpp, moe_test.cpp).
+#pragma once
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <random>
+
+#include "ir/weight_type.h"
+#include "schemes/all_schemes.h"
+#include "schemes/awq/codec.h"
+#include "schemes/compressed_tensors/codec.h"
+#include "schemes/gguf/blocks.h"
+#include "schemes/gguf/gguf_type.h"
+#include "schemes/gptq/codec.h"
+#include "support/float16.h"
+
+namespace qlc::testw {
+
+/// A quantized weight held in memory: its type and part bytes.
+struct TestWeight {
+  WeightType type;
+  std::map<std::string, std::pair<ElemKind, std::vector<uint8_t>>> parts;
+
+  PartBytesMap view() const {
+    PartBytesMap m;
+    for (const auto &[n, p] : parts)
+      m[n] = PartView{p.first, llvm::ArrayRef<uint8_t>(p.second)};
+    return m;
+  }
+  std::vector<std::pair<std::string, ElemKind>> elems() const {
+    std::vector<std::pair<std::string, ElemKind>> e;
+    for (const auto &[n, p] : parts)
+      e.push_back({n, p.first});
+    return e;
+  }
+};
+
+inline WeightType makeType(const std::string &mnemonic, AttrDict params) {
+  schemes::registerAllSchemes();
+  const WeightTypeDef *def = WeightTypeRegistry::get().lookup(mnemonic);
+  EXPECT_NE(def, nullptr);
+  std::string err;
+  auto t = WeightTypeRegistry::get().build(def, params, err);
+  EXPECT_TRUE(t.has_value()) << err;
+  return *t;
+}
+
+template <typename T> inline std::vector<uint8_t> bytesOf(const std::vector<T> &v) {
+  std::vector<uint8_t> b(v.size() * sizeof(T));
+  if (!b.empty())
+    std::memcpy(b.data(), v.data(), b.size());
+  return b;
+}
+
+/// fp16 scale bits re-expressed in another float type (f32 exact; bf16 rounded).
+inline std::pair<ElemKind, std::vector<uint8_t>> scalesAs(const std::vector<uint16_t> &h, ElemKind e) {
+  if (e == ElemKind::F16)
+    return {e, bytesOf(h)};
+  if (e == ElemKind::F32) {
+    std::vector<float> f;
+    for (uint16_t x : h)
+      f.push_back(halfToFloat(x));
+    return {e, bytesOf(f)};
+  }
+  std::vector<uint16_t> b;
+  for (uint16_t x : h)
+    b.push_back(floatToBf16(halfToFloat(x)));
+  return {e, bytesOf(b)};
+}
+
+inline std::vector<float> randomVec(int64_t n, uint32_t seed, float scale = 1.f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.f, scale);
+  std::vector<float> v(size_t(n), 0.f);
+  for (float &x : v)
+    x = d(rng);
+  return v;
+}
+
+inline std::vector<int32_t> permutation(int64_t k, uint32_t seed) {
+  std::vector<int32_t> p;
+  for (int64_t i = 0; i < k; ++i)
+    p.push_back(int32_t(i));
+  std::mt19937 rng(seed);
+  std::shuffle(p.begin(), p.end(), rng);
+  return p;
+}
+
+inline TestWeight ggufWeight(const std::string &type, int64_t n, int64_t k, uint32_t seed) {
+  TestWeight t;
+  t.type = makeType("gguf", {{"type", Attribute::ident(type)},
+                             {"shape", Attribute(std::vector<int64_t>{n, k})}});
+  uint32_t id = *schemes::ggufTypeId(type);
+  int64_t rowBytes = k / gguf::blockElements(id) * gguf::blockBytes(id);
+  std::vector<float> w = randomVec(n * k, seed, 0.05f);
+  std::vector<uint8_t> data(size_t(n * rowBytes));
+  for (int64_t r = 0; r < n; ++r)
+    gguf::quantizeRow(id, w.data() + r * k, data.data() + r * rowBytes, k);
+  t.parts["data"] = {ElemKind::U8, data};
+  return t;
+}
+
+inline TestWeight awqWeight(int64_t n, int64_t k, int64_t g, ElemKind se, uint32_t seed) {
+  TestWeight t;
+  t.type = makeType("awq", {{"bits", Attribute(int64_t(4))},
+                            {"group", Attribute(g)},
+                            {"shape", Attribute(std::vector<int64_t>{n, k})}});
+  std::vector<float> w = randomVec(n * k, seed, 0.05f);
+  awq::Checkpoint c = awq::quantize(w, k, n, g, 4);
+  t.parts["qweight"] = {ElemKind::I32, bytesOf(c.qweight)};
+  t.parts["qzeros"] = {ElemKind::I32, bytesOf(c.qzeros)};
+  t.parts["scales"] = scalesAs(c.scales, se);
+  return t;
+}
+
+inline TestWeight gptqWeight(int64_t n, int64_t k, int64_t g, bool sym, bool v1, bool descAct,
+                      ElemKind se, uint32_t seed) {
+  TestWeight t;
+  t.type = makeType("gptq", {{"bits", Attribute(int64_t(4))},
+                             {"group", Attribute(g)},
+                             {"sym", Attribute(sym)},
+                             {"format", Attribute::ident(v1 ? "v1" : "v2")},
+                             {"desc_act", Attribute(descAct)},
+                             {"shape", Attribute(std::vector<int64_t>{n, k})}});
+  std::vector<float> w = randomVec(n * k, seed, 0.05f);
+  gptq::Config cfg;
+  cfg.bits = 4;
+  cfg.groupSize = g;
+  cfg.sym = sym;
+  cfg.format = v1 ? gptq::Format::V1 : gptq::Format::V2;
+  std::vector<int32_t> perm = descAct ? permutation(k, seed + 1) : std::vector<int32_t>{};
+  gptq::Checkpoint c = gptq::quantize(w, k, n, cfg, perm);
+  t.parts["qweight"] = {ElemKind::I32, bytesOf(c.qweight)};
+  t.parts["qzeros"] = {ElemKind::I32, bytesOf(c.qzeros)};
+  t.parts["scales"] = scalesAs(c.scales, se);
+  if (descAct)
+    t.parts["g_idx"] = {ElemKind::I32, bytesOf(c.gIdx)};
+  return t;
+}
+
+/// g = 0: channel strategy.
+inline TestWeight ctWeight(int64_t n, int64_t k, int64_t g, bool sym, bool actorder, bool bf16,
+                    uint32_t seed) {
+  TestWeight t;
+  AttrDict p{{"bits", Attribute(int64_t(4))},
+             {"symmetric", Attribute(sym)},
+             {"shape", Attribute(std::vector<int64_t>{n, k})}};
+  ct::Config cfg;
+  cfg.bits = 4;
+  cfg.symmetric = sym;
+  cfg.scaleType = bf16 ? ct::ScaleType::BF16 : ct::ScaleType::F16;
+  if (g == 0) {
+    p["strategy"] = Attribute::ident("channel");
+    cfg.strategy = ct::Strategy::Channel;
+    cfg.groupSize = 0;
+  } else {
+    p["group"] = Attribute(g);
+    cfg.groupSize = g;
+  }
+  if (actorder)
+    p["actorder"] = Attribute::ident("group");
+  t.type = makeType("ct_wna16", p);
+  std::vector<float> w = randomVec(n * k, seed, 0.05f);
+  std::vector<int32_t> perm = actorder ? permutation(k, seed + 1) : std::vector<int32_t>{};
+  ct::Checkpoint c = ct::quantize(w, k, n, cfg, perm);
+  t.parts["weight_packed"] = {ElemKind::I32, bytesOf(c.weightPacked)};
+  t.parts["weight_scale"] = {bf16 ? ElemKind::BF16 : ElemKind::F16, bytesOf(c.weightScale)};
+  if (!sym)
+    t.parts["weight_zero_point"] = {ElemKind::I32, bytesOf(c.weightZeroPoint)};
+  if (actorder)
+    t.parts["weight_g_idx"] = {ElemKind::I32, bytesOf(c.weightGIdx)};
+  return t;
+}
+
+inline double gamma(int64_t d) {
+  const double u = std::ldexp(1.0, -24);
+  return double(d) * u / (1.0 - double(d) * u);
+}
+
+} // namespace qlc::testw
