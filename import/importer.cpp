@@ -186,6 +186,15 @@ llvm::Expected<std::unique_ptr<Module>> assembleModule(const ImportedModel &mode
       s.push_back(n + ".bias");
     return s;
   };
+  // The last (K) dim of a weight that must have `rank` logical dims: a hostile checkpoint can give
+  // any module any rank, so it is checked before it is indexed.
+  auto lastDim = [&](const std::string &n, size_t rank) -> llvm::Expected<int64_t> {
+    const std::vector<int64_t> &s = m->lookupWeight(n)->logicalShape();
+    if (s.size() != rank)
+      return importError(model.checkpoint + ": weight '" + n + "' has " + llvm::Twine(s.size()) +
+                         " logical dims, expected " + llvm::Twine(rank));
+    return s.back();
+  };
   // Hidden size: from the model info, else the K of the first MLP / embedding dim.
   int64_t hidden = model.info.hiddenSize;
 
@@ -196,8 +205,12 @@ llvm::Expected<std::unique_ptr<Module>> assembleModule(const ImportedModel &mode
     if (!y)
       return y.takeError();
     fb.finish(*y);
-    if (!hidden)
-      hidden = m->lookupWeight("model.embed_tokens")->logicalShape()[1];
+    if (!hidden) {
+      auto k = lastDim("model.embed_tokens", 2);
+      if (!k)
+        return k.takeError();
+      hidden = *k;
+    }
   }
   // Blocks are found from the weights present (a layer count in the config is not trusted: a
   // hostile file could claim 2^32 layers).
@@ -213,7 +226,10 @@ llvm::Expected<std::unique_ptr<Module>> assembleModule(const ImportedModel &mode
   for (int64_t l : layers) {
     std::string p = "model.layers." + std::to_string(l) + ".mlp";
     if (has(p + ".gate_proj") && has(p + ".up_proj") && has(p + ".down_proj")) {
-      int64_t h = m->lookupWeight(p + ".gate_proj")->logicalShape()[1];
+      auto hk = lastDim(p + ".gate_proj", 2);
+      if (!hk)
+        return hk.takeError();
+      int64_t h = *hk;
       FunctionBuilder fb(*m, p, model.checkpoint);
       Value *x = fb.arg(TensorType(ElemKind::F32, {kDyn, h}), "x");
       auto g = fb.op("linear", {x}, biasOf(p + ".gate_proj"), {}, "gate");
@@ -237,7 +253,10 @@ llvm::Expected<std::unique_ptr<Module>> assembleModule(const ImportedModel &mode
     if (has(ex + ".gate_proj") && has(ex + ".up_proj") && has(ex + ".down_proj") &&
         has(p + ".gate")) {
       const Weight *gate = m->lookupWeight(ex + ".gate_proj");
-      int64_t h = gate->logicalShape()[2], e = gate->experts();
+      auto hk = lastDim(ex + ".gate_proj", 3);
+      if (!hk)
+        return hk.takeError();
+      int64_t h = *hk, e = gate->experts();
       int64_t topK = model.info.topK > 0 ? model.info.topK : std::min<int64_t>(2, e);
       if (topK > e)
         return importError(model.checkpoint + ": " +
@@ -261,7 +280,10 @@ llvm::Expected<std::unique_ptr<Module>> assembleModule(const ImportedModel &mode
     }
   }
   if (has("lm_head")) {
-    int64_t h = m->lookupWeight("lm_head")->logicalShape()[1];
+    auto hk = lastDim("lm_head", 2);
+    if (!hk)
+      return hk.takeError();
+    int64_t h = *hk;
     FunctionBuilder fb(*m, "lm_head", model.checkpoint);
     Value *x = fb.arg(TensorType(ElemKind::F32, {kDyn, h}), "x");
     auto y = fb.op("linear", {x}, biasOf("lm_head"), {}, "logits");

@@ -418,9 +418,14 @@ llvm::Expected<std::unique_ptr<GgufFile>> GgufFile::open(llvm::StringRef path) {
   if (!bufOr)
     return llvm::createStringError(llvm::inconvertibleErrorCode(),
                                    (path + ": cannot open: " + bufOr.getError().message()).str());
+  return openBuffer(std::move(*bufOr), path);
+}
+
+llvm::Expected<std::unique_ptr<GgufFile>>
+GgufFile::openBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer, llvm::StringRef path) {
   std::unique_ptr<GgufFile> f(new GgufFile());
   f->path_ = path.str();
-  f->buffer_ = std::move(*bufOr);
+  f->buffer_ = std::move(buffer);
   GgufParser p(*f);
   if (auto e = p.run())
     return e;

@@ -74,6 +74,9 @@ class GgufFile {
 public:
   /// Maps the file and validates all of its structure (see gguf.cpp for every check).
   static llvm::Expected<std::unique_ptr<GgufFile>> open(llvm::StringRef path);
+  /// The same checks on bytes already in memory (the fuzz targets); `path` names it in errors.
+  static llvm::Expected<std::unique_ptr<GgufFile>>
+  openBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer, llvm::StringRef path);
 
   uint32_t version() const { return version_; }
   uint64_t alignment() const { return alignment_; }

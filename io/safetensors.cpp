@@ -84,9 +84,14 @@ llvm::Expected<std::unique_ptr<SafetensorsFile>> SafetensorsFile::open(llvm::Str
                                            /*RequiresNullTerminator=*/false);
   if (!bufOr)
     return fileError(path, "cannot open: " + bufOr.getError().message());
+  return openBuffer(std::move(*bufOr), path);
+}
+
+llvm::Expected<std::unique_ptr<SafetensorsFile>>
+SafetensorsFile::openBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer, llvm::StringRef path) {
   std::unique_ptr<SafetensorsFile> file(new SafetensorsFile());
   file->path_ = path.str();
-  file->buffer_ = std::move(*bufOr);
+  file->buffer_ = std::move(buffer);
   const uint8_t *base = reinterpret_cast<const uint8_t *>(file->buffer_->getBufferStart());
   const uint64_t size = file->buffer_->getBufferSize();
 

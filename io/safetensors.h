@@ -38,6 +38,9 @@ class SafetensorsFile {
 public:
   /// Maps the file and validates the header completely (see the checks in safetensors.cpp).
   static llvm::Expected<std::unique_ptr<SafetensorsFile>> open(llvm::StringRef path);
+  /// The same checks on bytes already in memory (the fuzz targets); `path` names it in errors.
+  static llvm::Expected<std::unique_ptr<SafetensorsFile>>
+  openBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer, llvm::StringRef path);
 
   llvm::StringRef path() const { return path_; }
   /// Tensors sorted by their data offset (= file order).

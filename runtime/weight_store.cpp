@@ -136,7 +136,8 @@ llvm::Expected<std::vector<float>> dequantizeWeight(const Weight &w, const Weigh
       return pb.takeError();
     const TensorType &t = w.denseType();
     Tensor tmp(t.elem, t.dims);
-    std::memcpy(tmp.data(), pb->bytes.data(), tmp.numBytes());
+    if (tmp.numBytes()) // an empty weight has no buffer: memcpy(nullptr, ..., 0) is UB
+      std::memcpy(tmp.data(), pb->bytes.data(), tmp.numBytes());
     return tmp.toF32();
   }
   const WeightType &qt = w.quantType();

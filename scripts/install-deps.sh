@@ -3,7 +3,7 @@
 # installed, so a second run does no network access.
 set -euo pipefail
 pkgs=(cmake ninja-build g++ python3 llvm-19-dev llvm-19-tools libzstd-dev libeigen3-dev libfmt-dev
-      libgtest-dev libgmock-dev libbenchmark-dev)
+      libgtest-dev libgmock-dev libbenchmark-dev clang-19 libclang-rt-19-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -24,7 +24,10 @@ constexpr int64_t resolveGroupSize(int64_t groupSize, int64_t k) {
   return groupSize == -1 ? k : groupSize;
 }
 
-constexpr int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+/// a / b rounded up, without forming a + b - 1 (which overflows for a hostile b near INT64_MAX).
+constexpr int64_t ceilDiv(int64_t a, int64_t b) {
+  return a / b + (a % b != 0 && (a % b > 0) == (b > 0));
+}
 
 /// Words needed for `count` codes of `bits` bits in the bit-stream layout (zero-padded at the end).
 constexpr int64_t streamWords(int64_t count, int bits) { return ceilDiv(count * bits, 32); }
