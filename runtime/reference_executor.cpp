@@ -3,7 +3,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
-#include <unordered_map>
 
 #include "ir/op_registry.h"
 #include "runtime/weight_store.h"
@@ -47,6 +46,9 @@ ReferenceExecutor::ReferenceExecutor(const Module &m, const WeightStore *store)
 }
 
 llvm::Expected<const std::vector<float> *> ReferenceExecutor::weight(llvm::StringRef name) {
+  // One lock over lookup and dequantization: concurrent callers of one weight dequantize it once,
+  // and map nodes never move, so the returned pointer stays valid.
+  std::lock_guard<std::mutex> lock(weightsMu_);
   auto it = weights_.find(name);
   if (it != weights_.end())
     return &it->second;
@@ -60,62 +62,16 @@ llvm::Expected<const std::vector<float> *> ReferenceExecutor::weight(llvm::Strin
   return &weights_.emplace(name.str(), std::move(*data)).first->second;
 }
 
-static bool shapeFits(const std::vector<int64_t> &shape, const TensorType &t) {
-  if (shape.size() != t.rank())
-    return false;
-  for (size_t i = 0; i < shape.size(); ++i)
-    if (!dimsCompatible(shape[i], t.dims[i]))
-      return false;
-  return true;
-}
-
 llvm::Expected<std::vector<Tensor>> ReferenceExecutor::run(llvm::StringRef funcName,
                                                            const std::vector<Tensor> &inputs) {
-  auto fail = [](const llvm::Twine &msg) {
-    return llvm::createStringError(llvm::inconvertibleErrorCode(), msg);
-  };
-  const Function *f = m_.lookupFunction(funcName);
-  if (!f)
-    return fail("no function @" + funcName + " in the module");
-  if (inputs.size() != f->numArguments())
-    return fail("@" + funcName + " takes " + llvm::Twine(f->numArguments()) + " inputs, got " +
-                llvm::Twine(inputs.size()));
-  std::unordered_map<const Value *, Tensor> env;
-  for (unsigned i = 0; i < f->numArguments(); ++i) {
-    const TensorType &t = f->argument(i)->type();
-    if (inputs[i].elem() != t.elem || !shapeFits(inputs[i].shape(), t))
-      return fail("input #" + llvm::Twine(i) + " of @" + funcName + " is " + inputs[i].typeStr() +
-                  " but the function takes " + t.str());
-    env[f->argument(i)] = inputs[i];
-  }
-  for (const auto &opPtr : f->ops()) {
-    const Operation &op = *opPtr;
-    std::vector<const Tensor *> ins;
-    for (Value *v : op.operands())
-      ins.push_back(&env.at(v));
-    if (op.isTerminator()) {
-      std::vector<Tensor> outs;
-      for (const Tensor *t : ins)
-        outs.push_back(*t);
-      return outs;
-    }
-    auto it = opTable().find(op.name());
-    if (it == opTable().end())
-      return opError(op, "has no reference implementation");
-    std::vector<Tensor> outs;
-    if (llvm::Error e = it->second(*this, op, ins, outs))
-      return std::move(e);
-    if (outs.size() != op.numResults())
-      return opError(op, "reference produced " + llvm::Twine(outs.size()) + " results");
-    for (unsigned i = 0; i < op.numResults(); ++i) {
-      const TensorType &t = op.result(i)->type();
-      if (outs[i].elem() != t.elem || !shapeFits(outs[i].shape(), t))
-        return opError(op, "result #" + llvm::Twine(i) + " is " + outs[i].typeStr() +
-                               " but the op declares " + t.str());
-      env[op.result(i)] = std::move(outs[i]);
-    }
-  }
-  return fail("@" + funcName + " has no return");
+  return runFunction(m_, funcName, inputs,
+                     [&](const Operation &op, const std::vector<const Tensor *> &ins,
+                         std::vector<Tensor> &outs) -> llvm::Error {
+                       auto it = opTable().find(op.name());
+                       if (it == opTable().end())
+                         return opError(op, "has no reference implementation");
+                       return it->second(*this, op, ins, outs);
+                     });
 }
 
 } // namespace qlc

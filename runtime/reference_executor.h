@@ -5,12 +5,14 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "llvm/Support/Error.h"
 
 #include "ir/ir.h"
+#include "runtime/executor.h"
 #include "runtime/tensor.h"
 
 namespace qlc {
@@ -32,13 +34,14 @@ bool hasReferenceOp(const std::string &opName);
 /// their own way and the rest through the reference).
 const ReferenceOpFn *lookupReferenceOp(const std::string &opName);
 
-class ReferenceExecutor {
+class ReferenceExecutor : public Executor {
 public:
   /// `store` may be null if every weight part is inline.
   ReferenceExecutor(const Module &m, const WeightStore *store);
 
   /// Runs `func` on `inputs` (element types must match the arguments'; dims must be compatible).
-  llvm::Expected<std::vector<Tensor>> run(llvm::StringRef func, const std::vector<Tensor> &inputs);
+  llvm::Expected<std::vector<Tensor>> run(llvm::StringRef func,
+                                          const std::vector<Tensor> &inputs) override;
 
   /// The dequantized f32 of a weight in its logical shape, cached for the executor's lifetime.
   llvm::Expected<const std::vector<float> *> weight(llvm::StringRef name);
@@ -48,6 +51,7 @@ public:
 private:
   const Module &m_;
   const WeightStore *store_;
+  std::mutex weightsMu_;
   std::map<std::string, std::vector<float>, std::less<>> weights_;
 };
 

@@ -9,22 +9,6 @@
 #include "ir/op_registry.h"
 
 namespace qlc {
-namespace {
-
-bool shapeFits(const std::vector<int64_t> &shape, const TensorType &t) {
-  if (shape.size() != t.rank())
-    return false;
-  for (size_t i = 0; i < shape.size(); ++i)
-    if (!dimsCompatible(shape[i], t.dims[i]))
-      return false;
-  return true;
-}
-
-llvm::Error fail(const llvm::Twine &msg) {
-  return llvm::createStringError(llvm::inconvertibleErrorCode(), msg);
-}
-
-} // namespace
 
 CpuExecutor::CpuExecutor(const Module &m, const WeightStore *store, CpuExecutorOptions opts)
     : m_(m), store_(store), opts_(opts), ref_(m, store) {
@@ -39,6 +23,7 @@ CpuExecutor::CpuExecutor(const Module &m, const WeightStore *store, CpuExecutorO
 CpuExecutor::~CpuExecutor() = default;
 
 void CpuExecutor::note(const std::string &reason, const std::string &msg) {
+  std::lock_guard<std::mutex> lock(notesMu_);
   if (!noted_.insert(reason).second || !opts_.notes)
     return;
   *opts_.notes << "qlc: note: cpu: " << msg << "\n";
@@ -46,6 +31,8 @@ void CpuExecutor::note(const std::string &reason, const std::string &msg) {
 
 llvm::Expected<const CpuExecutor::Prepared *> CpuExecutor::prepare(const Operation &op,
                                                                     const Weight &w) {
+  // Held while preparing: concurrent calls prepare each weight once; entries are never erased.
+  std::lock_guard<std::mutex> lock(preparedMu_);
   if (auto it = prepared_.find(w.name()); it != prepared_.end())
     return it->second.get();
   codegen::SpecOrReason sr = codegen::specForWeight(w);
@@ -178,78 +165,40 @@ llvm::Expected<bool> CpuExecutor::moe(const Operation &op, const std::vector<con
 
 llvm::Expected<std::vector<Tensor>> CpuExecutor::run(llvm::StringRef funcName,
                                                      const std::vector<Tensor> &inputs) {
-  const Function *f = m_.lookupFunction(funcName);
-  if (!f)
-    return fail("no function @" + funcName + " in the module");
-  if (inputs.size() != f->numArguments())
-    return fail("@" + funcName + " takes " + llvm::Twine(f->numArguments()) + " inputs, got " +
-                llvm::Twine(inputs.size()));
-  std::unordered_map<const Value *, Tensor> env;
-  for (unsigned i = 0; i < f->numArguments(); ++i) {
-    const TensorType &t = f->argument(i)->type();
-    if (inputs[i].elem() != t.elem || !shapeFits(inputs[i].shape(), t))
-      return fail("input #" + llvm::Twine(i) + " of @" + funcName + " is " + inputs[i].typeStr() +
-                  " but the function takes " + t.str());
-    env[f->argument(i)] = inputs[i];
+  return runFunction(m_, funcName, inputs,
+                     [&](const Operation &op, const std::vector<const Tensor *> &ins,
+                         std::vector<Tensor> &outs) { return runOp(op, ins, outs); });
+}
+
+llvm::Error CpuExecutor::runOp(const Operation &op, const std::vector<const Tensor *> &ins,
+                               std::vector<Tensor> &outs) {
+  if (op.name() == "cpu.qmatmul") {
+    const Weight *w = m_.lookupWeight(op.symbols()[0]);
+    if (!w)
+      return opError(op, "names no weight @" + op.symbols()[0]);
+    auto p = prepare(op, *w);
+    if (!p)
+      return p.takeError();
+    if (*p) {
+      ++jitOps_;
+      return qmatmul(op, **p, *ins[0], outs);
+    }
+    ++fallbacks_;
+  } else if (op.name() == "cpu.moe") {
+    auto ran = moe(op, ins, outs);
+    if (!ran)
+      return ran.takeError();
+    if (*ran) {
+      ++jitOps_;
+      return llvm::Error::success();
+    }
+    ++fallbacks_;
   }
-  for (const auto &opPtr : f->ops()) {
-    const Operation &op = *opPtr;
-    std::vector<const Tensor *> ins;
-    for (Value *v : op.operands())
-      ins.push_back(&env.at(v));
-    if (op.isTerminator()) {
-      std::vector<Tensor> outs;
-      for (const Tensor *t : ins)
-        outs.push_back(*t);
-      return outs;
-    }
-    std::vector<Tensor> outs;
-    bool done = false;
-    if (op.name() == "cpu.qmatmul") {
-      const Weight *w = m_.lookupWeight(op.symbols()[0]);
-      if (!w)
-        return opError(op, "names no weight @" + op.symbols()[0]);
-      auto p = prepare(op, *w);
-      if (!p)
-        return p.takeError();
-      if (*p) {
-        if (llvm::Error e = qmatmul(op, **p, *ins[0], outs))
-          return std::move(e);
-        ++stats_.jitOps;
-        done = true;
-      } else {
-        ++stats_.fallbacks;
-      }
-    } else if (op.name() == "cpu.moe") {
-      auto ran = moe(op, ins, outs);
-      if (!ran)
-        return ran.takeError();
-      if (*ran) {
-        ++stats_.jitOps;
-        done = true;
-      } else {
-        ++stats_.fallbacks;
-      }
-    }
-    if (!done) {
-      const ReferenceOpFn *fn = lookupReferenceOp(op.name());
-      if (!fn)
-        return opError(op, "has no reference implementation");
-      if (llvm::Error e = (*fn)(ref_, op, ins, outs))
-        return std::move(e);
-      ++stats_.referenceOps;
-    }
-    if (outs.size() != op.numResults())
-      return opError(op, "produced " + llvm::Twine(outs.size()) + " results");
-    for (unsigned i = 0; i < op.numResults(); ++i) {
-      const TensorType &t = op.result(i)->type();
-      if (outs[i].elem() != t.elem || !shapeFits(outs[i].shape(), t))
-        return opError(op, "result #" + llvm::Twine(i) + " is " + outs[i].typeStr() +
-                               " but the op declares " + t.str());
-      env[op.result(i)] = std::move(outs[i]);
-    }
-  }
-  return fail("@" + funcName + " has no return");
+  const ReferenceOpFn *fn = lookupReferenceOp(op.name());
+  if (!fn)
+    return opError(op, "has no reference implementation");
+  ++referenceOps_;
+  return (*fn)(ref_, op, ins, outs);
 }
 
 } // namespace qlc

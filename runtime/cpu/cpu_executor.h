@@ -7,7 +7,9 @@
 // reason.
 #pragma once
 #include <map>
+#include <atomic>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
@@ -35,23 +37,26 @@ struct CpuExecutorOptions {
   llvm::raw_ostream *notes = &llvm::errs();
 };
 
-class CpuExecutor {
+class CpuExecutor : public Executor {
 public:
   /// `store` may be null if every weight part is inline.
   CpuExecutor(const Module &m, const WeightStore *store, CpuExecutorOptions opts = {});
   ~CpuExecutor();
 
   /// Runs `func` on `inputs` (same contract as ReferenceExecutor::run).
-  llvm::Expected<std::vector<Tensor>> run(llvm::StringRef func, const std::vector<Tensor> &inputs);
+  llvm::Expected<std::vector<Tensor>> run(llvm::StringRef func,
+                                          const std::vector<Tensor> &inputs) override;
 
   struct Stats {
     unsigned jitOps = 0;       ///< cpu.qmatmul ops run by a JIT kernel
     unsigned referenceOps = 0; ///< ops run by the reference (including fallbacks)
     unsigned fallbacks = 0;    ///< cpu.* ops that had to fall back
   };
-  const Stats &stats() const { return stats_; }
+  Stats stats() const { return {jitOps_.load(), referenceOps_.load(), fallbacks_.load()}; }
 
 private:
+  llvm::Error runOp(const Operation &op, const std::vector<const Tensor *> &ins,
+                    std::vector<Tensor> &outs);
   struct Prepared {
     codegen::KernelSpec spec;  ///< one expert's for expert stacks
     int64_t experts = 0;       ///< 0 = a plain weight
@@ -75,8 +80,9 @@ private:
   codegen::ThreadPool *pool_ = nullptr;
   std::unique_ptr<codegen::ThreadPool> ownPool_;
   std::map<std::string, std::unique_ptr<Prepared>, std::less<>> prepared_; // null = fallback
+  std::mutex preparedMu_, notesMu_;
   std::set<std::string> noted_;
-  Stats stats_;
+  std::atomic<unsigned> jitOps_{0}, referenceOps_{0}, fallbacks_{0};
 };
 
 } // namespace qlc
