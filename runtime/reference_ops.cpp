@@ -5,6 +5,7 @@
 #include <mutex>
 #include <numeric>
 
+#include "runtime/moe_routing.h"
 #include "runtime/reference_executor.h"
 
 namespace qlc {
@@ -102,29 +103,15 @@ llvm::Error moe(ReferenceExecutor &ex, const Operation &op, const Inputs &in, Ou
 
   std::vector<float> xf = x.toF32(), lf = logitsT.toF32();
   std::vector<float> y(size_t(t * h), 0.0f);
-  std::vector<double> probs(static_cast<size_t>(e));
+  MoeRoutes routes = routeTopK(lf.data(), t, e, topK, renormalize);
   const size_t ni = static_cast<size_t>(inter);
   std::vector<float> g(ni), u(ni), act_(ni), o(static_cast<size_t>(h));
   for (int64_t tok = 0; tok < t; ++tok) {
-    // Routing: softmax over all experts, then the top_k (ties: lower expert index first).
-    const float *l = lf.data() + tok * e;
-    double mx = *std::max_element(l, l + e), sum = 0;
-    for (int64_t j = 0; j < e; ++j)
-      sum += probs[size_t(j)] = std::exp(double(l[j]) - mx);
-    for (double &p : probs)
-      p /= sum;
-    std::vector<int64_t> order(static_cast<size_t>(e));
-    std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(),
-                     [&](int64_t a, int64_t b) { return probs[size_t(a)] > probs[size_t(b)]; });
-    double selSum = 0;
-    for (int64_t j = 0; j < topK; ++j)
-      selSum += probs[size_t(order[size_t(j)])];
     const float *xr = xf.data() + tok * h;
     std::vector<double> acc(static_cast<size_t>(h), 0.0);
     for (int64_t j = 0; j < topK; ++j) {
-      int64_t ex_ = order[size_t(j)];
-      double weight = probs[size_t(ex_)] / (renormalize ? selSum : 1.0);
+      int64_t ex_ = routes.expert[size_t(tok * topK + j)];
+      double weight = routes.weight[size_t(tok * topK + j)];
       const float *gate, *up;
       if (unfused) {
         gate = (*gateW)->data() + ex_ * inter * h;

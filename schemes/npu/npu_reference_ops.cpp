@@ -8,6 +8,7 @@
 #include <mutex>
 #include <numeric>
 
+#include "runtime/moe_routing.h"
 #include "runtime/reference_executor.h"
 #include "runtime/weight_store.h"
 #include "schemes/npu/npu_internal.h"
@@ -47,26 +48,10 @@ llvm::Error moeGatingTopk(ReferenceExecutor &, const Operation &op, const Inputs
   if (k > e)
     return opError(op, "top_k = " + llvm::Twine(k) + " exceeds the " + llvm::Twine(e) + " experts");
   std::vector<float> l = logits.toF32(), weights(size_t(t * k)), ids(size_t(t * k));
-  std::vector<double> probs(static_cast<size_t>(e));
-  std::vector<int64_t> order(static_cast<size_t>(e));
-  for (int64_t tok = 0; tok < t; ++tok) {
-    const float *row = l.data() + tok * e;
-    double mx = *std::max_element(row, row + e), sum = 0;
-    for (int64_t j = 0; j < e; ++j)
-      sum += probs[size_t(j)] = std::exp(double(row[j]) - mx);
-    for (double &p : probs)
-      p /= sum;
-    std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(),
-                     [&](int64_t a, int64_t b) { return probs[size_t(a)] > probs[size_t(b)]; });
-    double selSum = 0;
-    for (int64_t j = 0; j < k; ++j)
-      selSum += probs[size_t(order[size_t(j)])];
-    for (int64_t j = 0; j < k; ++j) {
-      int64_t ex = order[size_t(j)];
-      weights[size_t(tok * k + j)] = float(probs[size_t(ex)] / (renormalize ? selSum : 1.0));
-      ids[size_t(tok * k + j)] = float(ex);
-    }
+  MoeRoutes routes = routeTopK(l.data(), t, e, k, renormalize);
+  for (size_t i = 0; i < weights.size(); ++i) {
+    weights[i] = float(routes.weight[i]);
+    ids[i] = float(routes.expert[i]);
   }
   out.push_back(Tensor::fromF32As(op.result(0)->type().elem, {t, k}, weights));
   out.push_back(Tensor::fromF32As(op.result(1)->type().elem, {t, k}, ids));
