@@ -30,57 +30,16 @@ std::string locSuffix(const Location &l, const PrintOptions &o) {
          std::to_string(l.col) + ")";
 }
 
-/// Chooses printed value names: the source name where it is unique in the function, otherwise a
-/// number that no source name uses.
+/// `%name` of every value, by printedValueNames.
 class ValueNamer {
 public:
-  explicit ValueNamer(const Function &f) {
-    std::unordered_map<std::string, unsigned> count;
-    auto visit = [&](const Value *v) {
-      if (!v->nameHint().empty())
-        ++count[v->nameHint()];
-    };
-    for (Value *a : f.arguments())
-      visit(a);
-    for (const auto &op : f.ops())
-      for (Value *r : op->results())
-        visit(r);
-    std::set<std::string> used;
-    for (auto &[n, c] : count)
-      if (c == 1 && valid(n))
-        used.insert(n);
-    unsigned next = 0;
-    auto assign = [&](const Value *v) {
-      const std::string &h = v->nameHint();
-      if (!h.empty() && count[h] == 1 && valid(h)) {
-        names_[v] = h;
-        return;
-      }
-      std::string n;
-      do
-        n = std::to_string(next++);
-      while (used.count(n));
-      used.insert(n);
-      names_[v] = n;
-    };
-    for (Value *a : f.arguments())
-      assign(a);
-    for (const auto &op : f.ops())
-      for (Value *r : op->results())
-        assign(r);
-  }
+  explicit ValueNamer(const Function &f) : names_(printedValueNames(f)) {}
   std::string operator()(const Value *v) const {
     auto it = names_.find(v);
-    return "%" + (it == names_.end() ? std::string("<<unknown>>") : it->second);
+    return it == names_.end() ? std::string("%<<unknown>>") : it->second;
   }
 
 private:
-  static bool valid(const std::string &n) {
-    for (char c : n)
-      if (!isSymbolChar(c))
-        return false;
-    return !n.empty();
-  }
   std::unordered_map<const Value *, std::string> names_;
 };
 
@@ -170,6 +129,45 @@ void printFunction(const Function &f, llvm::raw_ostream &os, const PrintOptions 
 }
 
 } // namespace
+
+std::unordered_map<const Value *, std::string> printedValueNames(const Function &f) {
+  auto valid = [](const std::string &n) {
+    for (char c : n)
+      if (!isSymbolChar(c))
+        return false;
+    return !n.empty();
+  };
+  std::unordered_map<std::string, unsigned> count;
+  std::vector<const Value *> values;
+  for (Value *a : f.arguments())
+    values.push_back(a);
+  for (const auto &op : f.ops())
+    for (Value *r : op->results())
+      values.push_back(r);
+  for (const Value *v : values)
+    if (!v->nameHint().empty())
+      ++count[v->nameHint()];
+  std::set<std::string> used;
+  for (auto &[n, c] : count)
+    if (c == 1 && valid(n))
+      used.insert(n);
+  std::unordered_map<const Value *, std::string> names;
+  unsigned next = 0;
+  for (const Value *v : values) {
+    const std::string &h = v->nameHint();
+    if (!h.empty() && count[h] == 1 && valid(h)) {
+      names[v] = "%" + h;
+      continue;
+    }
+    std::string n;
+    do
+      n = std::to_string(next++);
+    while (used.count(n));
+    used.insert(n);
+    names[v] = "%" + n;
+  }
+  return names;
+}
 
 void printModule(const Module &m, llvm::raw_ostream &os, const PrintOptions &o) {
   bool first = true;

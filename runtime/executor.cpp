@@ -36,6 +36,12 @@ llvm::Expected<std::vector<Tensor>> runFunction(const Module &m, llvm::StringRef
                   " but the function takes " + t.str());
     env[f->argument(i)] = inputs[i];
   }
+  // Each value is dropped after the op that reads it last, so a long function holds only its
+  // live tensors.
+  std::unordered_map<const Value *, const Operation *> lastUse;
+  for (const auto &opPtr : f->ops())
+    for (Value *v : opPtr->operands())
+      lastUse[v] = opPtr.get();
   for (const auto &opPtr : f->ops()) {
     const Operation &op = *opPtr;
     std::vector<const Tensor *> ins;
@@ -60,6 +66,9 @@ llvm::Expected<std::vector<Tensor>> runFunction(const Module &m, llvm::StringRef
                                " but the op declares " + t.str());
       env[op.result(i)] = std::move(outs[i]);
     }
+    for (Value *v : op.operands())
+      if (lastUse[v] == &op)
+        env.erase(v);
   }
   return fail("@" + funcName + " has no return");
 }

@@ -27,7 +27,8 @@ using OpRunner = llvm::function_ref<llvm::Error(
 
 /// The loop every executor shares: checks `inputs` against the function's arguments, runs its ops
 /// in order through `runOp`, checks every result against the type the op declares (so a device
-/// bug is an error at the op, not a wrong answer later) and returns the returned values.
+/// bug is an error at the op, not a wrong answer later) and returns the returned values. A value
+/// is freed after the op that reads it last.
 llvm::Expected<std::vector<Tensor>> runFunction(const Module &m, llvm::StringRef func,
                                                 const std::vector<Tensor> &inputs, OpRunner runOp);
 

@@ -5,51 +5,17 @@
 #include <set>
 
 #include "ir/op_registry.h"
+#include "ir/printer.h"
 #include "runtime/npu_emu/npu_emu_device.h"
 #include "runtime/npu_emu/npu_emu_layouts.h"
 
 namespace qlc::npu_emu {
 namespace {
 
-bool isNameChar(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '$' ||
-         c == '-';
-}
-
-/// The printer's value names (ir/printer.cpp): the source name where it is unique and valid in
-/// the function, otherwise the next number no source name uses.
+/// Value names as the printer writes them, and the op that reads each value last.
 FunctionPlan planFunction(const Function &f) {
   FunctionPlan p;
-  std::vector<const Value *> values;
-  for (Value *a : f.arguments())
-    values.push_back(a);
-  for (const auto &op : f.ops())
-    for (Value *r : op->results())
-      values.push_back(r);
-  std::map<std::string, unsigned> count;
-  for (const Value *v : values)
-    if (!v->nameHint().empty())
-      ++count[v->nameHint()];
-  auto valid = [&](const std::string &n) {
-    return !n.empty() && count[n] == 1 && std::all_of(n.begin(), n.end(), isNameChar);
-  };
-  std::set<std::string> used;
-  for (auto &[n, c] : count)
-    if (valid(n))
-      used.insert(n);
-  unsigned next = 0;
-  for (const Value *v : values) {
-    if (valid(v->nameHint())) {
-      p.names[v] = "%" + v->nameHint();
-      continue;
-    }
-    std::string n;
-    do
-      n = std::to_string(next++);
-    while (used.count(n));
-    used.insert(n);
-    p.names[v] = "%" + n;
-  }
+  p.names = printedValueNames(f);
   size_t i = 0;
   for (const auto &op : f.ops()) {
     for (Value *o : op->operands())
