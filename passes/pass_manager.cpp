@@ -275,8 +275,11 @@ llvm::LogicalResult PassManager::run(Module &m, llvm::raw_ostream *log) {
   PrintOptions po;
   po.locations = opts_.printLocations;
   po.elideInlineBytes = 0;
+  size_t done = 0;
   for (auto &p : passes_) {
     const std::string &name = p->info().name;
+    if (opts_.progress)
+      opts_.progress(done++, passes_.size(), name);
     unsigned errorsBefore = ctx_.diag.numErrors();
     auto t0 = Clock::now();
     llvm::LogicalResult r = p->run(m, ctx_);
@@ -296,6 +299,8 @@ llvm::LogicalResult PassManager::run(Module &m, llvm::raw_ostream *log) {
       os << "\n";
     }
   }
+  if (opts_.progress)
+    opts_.progress(passes_.size(), passes_.size(), "");
   double total = std::chrono::duration<double>(Clock::now() - total0).count();
   if (opts_.statistics) {
     os << "===-------------------------------------------------------------------------===\n"

@@ -1,6 +1,7 @@
 // Runs a pipeline of passes over a module, with --verify-each, --print-ir-after-all,
 // --print-ir-after=NAME, --time-passes and --pass-statistics behaviour.
 #pragma once
+#include <functional>
 #include <set>
 #include <string>
 
@@ -19,6 +20,9 @@ struct PassManagerOptions {
   bool timePasses = false;
   bool statistics = false;
   bool printLocations = false;
+  /// Called before each pass (done = passes finished so far, `pass` = the one starting) and once
+  /// after the last (done = total, pass = ""): what progress bars show.
+  std::function<void(size_t done, size_t total, const std::string &pass)> progress;
 };
 
 class PassManager {

@@ -1,4 +1,5 @@
-// qlc: the user's driver. `qlc inspect|import|dequant|run MODEL ...` (docs/cli.md).
+// qlc: the user's driver (docs/cli.md). inspect, import, dequant, export, compile --emit and bench
+// here; compile and run through the runtime API in program_commands.cpp.
 #include <cmath>
 #include <random>
 #include <unistd.h>
@@ -26,63 +27,63 @@
 #include "runtime/reference_executor.h"
 #include "runtime/weight_store.h"
 #include "schemes/all_schemes.h"
+#include "tools/qlc/commands.h"
 
 using namespace qlc;
+using namespace qlc::driver;
 namespace cl = llvm::cl;
 
-static cl::OptionCategory qlcCat("qlc options");
+cl::OptionCategory driver::qlcCat("qlc options");
 static cl::SubCommand inspectCmd("inspect", "Print every weight: scheme, shape, parameters, bytes");
 static cl::SubCommand importCmd("import", "Write the IR of a checkpoint (weights referenced, not copied)");
 static cl::SubCommand dequantCmd("dequant", "Write the reference-dequantized f32 of one weight as .npy");
 static cl::SubCommand exportCmd("export", "Lower for a device layout and write a checkpoint a "
                                             "server loads with no repack (marlin, npu)");
-static cl::SubCommand runCmd("run", "Run a function of a model on given or random inputs");
-static cl::SubCommand compileCmd("compile", "Lower for a target and print its generated kernels");
-static cl::SubCommand benchCmd("bench", "Measure bandwidth, Eigen and the CPU JIT kernels "
-                                        "(docs/performance.md; same as qlc-bench)");
+cl::SubCommand driver::runCmd("run", "Run a function of a model or saved program on given or random inputs");
+cl::SubCommand driver::compileCmd("compile", "Lower for a target and save the program (-o DIR), or print its kernels (--emit)");
+cl::SubCommand driver::benchCmd("bench", "Time a model's functions (qlc bench MODEL), or measure bandwidth, "
+                                        "Eigen and the CPU JIT kernels (docs/performance.md; same as qlc-bench)");
 static cl::opt<bool> benchQuick("quick", cl::desc("bench: the smoke subset (about 30 s; the full run about 3 min)"),
                                 cl::sub(benchCmd), cl::cat(qlcCat));
 static cl::opt<std::string> benchJson("json", cl::desc("bench: write the results as JSON"),
                                       cl::value_desc("file"), cl::sub(benchCmd), cl::cat(qlcCat));
 static cl::opt<std::string> benchFilter("filter", cl::desc("bench: only cases matching this regex"),
                                         cl::sub(benchCmd), cl::cat(qlcCat));
+static cl::opt<std::string> benchModel(cl::Positional, cl::desc("[model | program dir]"),
+                                       cl::Optional, cl::sub(benchCmd), cl::cat(qlcCat));
 static cl::opt<double> benchMinTime("min-time", cl::desc("bench: seconds per case (default 0.5)"),
                                     cl::init(0.5), cl::sub(benchCmd), cl::cat(qlcCat));
 
-static cl::opt<std::string> modelPath(cl::Positional, cl::desc("<model dir | .safetensors | .gguf | .qir>"),
+cl::opt<std::string> driver::modelPath(cl::Positional, cl::desc("<model dir | .safetensors | .gguf | .qir | program dir>"),
                                       cl::Required, cl::sub(inspectCmd), cl::sub(importCmd),
                                       cl::sub(exportCmd),
                                       cl::sub(dequantCmd), cl::sub(runCmd), cl::sub(compileCmd),
                                       cl::cat(qlcCat));
 static cl::opt<std::string> weightName(cl::Positional, cl::desc("<weight or checkpoint tensor name>"),
                                        cl::Required, cl::sub(dequantCmd), cl::cat(qlcCat));
-static cl::opt<std::string> outputPath("o", cl::desc("Output file"), cl::value_desc("file"),
+cl::opt<std::string> driver::outputPath("o", cl::desc("Output file (compile: the program folder)"), cl::value_desc("file"),
                                        cl::init("-"), cl::sub(importCmd), cl::sub(dequantCmd),
                                        cl::sub(exportCmd), cl::sub(compileCmd),
                                        cl::sub(runCmd), cl::cat(qlcCat));
-static cl::opt<bool> quiet("quiet", cl::desc("No progress output"), cl::sub(inspectCmd), cl::sub(exportCmd),
-                           cl::sub(importCmd), cl::sub(dequantCmd), cl::sub(runCmd), cl::cat(qlcCat));
-static cl::opt<std::string> target("target", cl::desc("Where to run: reference | cpu"),
+cl::opt<bool> driver::quiet("quiet", cl::desc("No progress output or notes"), cl::sub(inspectCmd),
+                            cl::sub(exportCmd), cl::sub(importCmd), cl::sub(dequantCmd), cl::sub(runCmd),
+                            cl::sub(compileCmd), cl::sub(benchCmd), cl::cat(qlcCat));
+cl::opt<std::string> driver::target("target", cl::desc("Where to run: reference | cpu | npu-emu "
+                                                    "(run: default reference, bench: cpu, or a "
+                                                    "program's own)"),
                                    cl::init("reference"), cl::sub(runCmd), cl::sub(compileCmd),
-                                   cl::cat(qlcCat));
-static cl::opt<std::string> emitKind("emit", cl::desc("compile: what to print: llvm | asm"),
+                                   cl::sub(benchCmd), cl::cat(qlcCat));
+static cl::opt<std::string> emitKind("emit", cl::desc("compile: print the cpu kernels instead of saving: llvm | asm"),
                                      cl::init("llvm"), cl::sub(compileCmd), cl::cat(qlcCat));
-static cl::opt<std::string> function("function", cl::desc("Function to run (default: the first block)"),
-                                     cl::sub(runCmd), cl::cat(qlcCat));
-static cl::list<std::string> inputs("input", cl::desc("An input: file.npy, or random:SEED for all"),
-                                    cl::sub(runCmd), cl::cat(qlcCat));
-static cl::opt<int64_t> tokens("tokens", cl::desc("Size of dynamic dims for random inputs"),
-                               cl::init(4), cl::sub(runCmd), cl::cat(qlcCat));
-
 static cl::opt<std::string> layoutOpt("layout", cl::desc("Device layout: marlin | npu"),
                                       cl::Required, cl::sub(exportCmd), cl::cat(qlcCat));
 
-static int fail(const llvm::Twine &msg) {
+int driver::fail(const llvm::Twine &msg) {
   llvm::errs() << "qlc: error: " << msg << "\n";
   return 1;
 }
 
-static std::string humanBytes(uint64_t b) {
+std::string driver::humanBytes(uint64_t b) {
   const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   double v = double(b);
   int u = 0;
@@ -240,21 +241,6 @@ static int runDequant() {
   return 0;
 }
 
-static llvm::Expected<Tensor> npyToTensor(const io::NpyArray &a, const TensorType &want,
-                                          llvm::StringRef path) {
-  std::map<std::string, ElemKind> kinds{{"<f4", ElemKind::F32}, {"<f2", ElemKind::F16},
-                                        {"<i4", ElemKind::I32}, {"<i8", ElemKind::I64},
-                                        {"|i1", ElemKind::I8},  {"|u1", ElemKind::U8}};
-  auto it = kinds.find(a.descr);
-  if (it == kinds.end())
-    return importError(path + ": dtype " + a.descr + " is not supported");
-  Tensor t(it->second, a.shape);
-  std::memcpy(t.data(), a.data.data(), a.data.size());
-  if (t.elem() != want.elem) // convert numerically (e.g. f32 file for an f16 argument)
-    t = Tensor::fromF32As(want.elem, a.shape, t.toF32());
-  return t;
-}
-
 static int runExport() {
   if (layoutOpt != "marlin" && layoutOpt != "npu")
     return fail("--layout must be marlin or npu, got '" + layoutOpt + "'");
@@ -296,9 +282,9 @@ static llvm::Error lowerForCpu(Loaded &l) {
 
 /// `qlc compile MODEL --target cpu --emit=llvm|asm`: the kernel of every cpu.qmatmul
 /// specialisation (gemv and gemm unless the op's M is static), each printed once.
-static int runCompile() {
+int driver::runEmitKernels() {
   if (target != "cpu")
-    return fail("compile supports --target cpu only, got '" + target + "'");
+    return fail("compile --emit supports --target cpu only, got '" + target + "'");
   if (emitKind != "llvm" && emitKind != "asm")
     return fail("--emit must be llvm or asm, got '" + emitKind + "'");
   Loaded l;
@@ -365,116 +351,6 @@ static int runCompile() {
   return 0;
 }
 
-static int runRun() {
-  if (tokens < 1 || tokens > 1000000)
-    return fail("--tokens must be in [1, 1000000], got " + llvm::Twine(tokens.getValue()));
-  if (target != "reference" && target != "cpu")
-    return fail("target '" + target + "' is not available (available: reference, cpu)");
-  Loaded l;
-  if (llvm::Error e = loadModel(modelPath, l))
-    return fail(llvm::toString(std::move(e)));
-  if (target == "cpu")
-    if (llvm::Error e = lowerForCpu(l))
-      return fail(llvm::toString(std::move(e)));
-  const Module &m = *l.module;
-  const Function *f = nullptr;
-  if (!function.empty()) {
-    f = m.lookupFunction(function);
-    if (!f)
-      return fail("no function @" + function + " in " + modelPath);
-  } else {
-    for (const auto &c : m.functions())
-      if (!f && c->name() != "embed")
-        f = c.get();
-    if (!f && !m.functions().empty())
-      f = m.functions().front().get();
-    if (!f)
-      return fail(modelPath + " has no function to run");
-  }
-  std::vector<Tensor> ins;
-  unsigned seed = 0;
-  bool random = inputs.empty();
-  if (inputs.size() == 1 && llvm::StringRef(inputs[0]).starts_with("random:")) {
-    random = true;
-    if (llvm::StringRef(inputs[0]).drop_front(7).getAsInteger(10, seed))
-      return fail("--input random:SEED needs an integer seed");
-  }
-  if (random) {
-    std::mt19937 rng(seed);
-    for (Value *a : f->arguments()) {
-      std::vector<int64_t> shape;
-      for (int64_t d : a->type().dims)
-        shape.push_back(d == TensorType::kDynamic ? tokens.getValue() : d);
-      int64_t n = 1;
-      for (int64_t d : shape)
-        n *= d;
-      std::vector<float> v(static_cast<size_t>(n));
-      if (isFloat(a->type().elem)) {
-        std::normal_distribution<float> nd(0, 1);
-        for (float &x : v)
-          x = nd(rng);
-      } else { // ids: below the smallest embedding table that reads this argument
-        int64_t bound = 16;
-        for (const auto &op : f->ops())
-          if (op->name() == "embedding" && op->operand(0) == a)
-            bound = m.lookupWeight(op->symbols()[0])->logicalShape()[0];
-        if (bound <= 0)
-          return fail("@" + f->name() + " reads an embedding table with no rows");
-        std::uniform_int_distribution<int64_t> ud(0, bound - 1);
-        for (float &x : v)
-          x = float(ud(rng));
-      }
-      ins.push_back(Tensor::fromF32As(a->type().elem, shape, v));
-    }
-  } else {
-    if (inputs.size() != f->numArguments())
-      return fail("@" + f->name() + " takes " + llvm::Twine(f->numArguments()) + " inputs, " +
-                  llvm::Twine(inputs.size()) + " given");
-    for (unsigned i = 0; i < inputs.size(); ++i) {
-      auto a = io::readNpy(inputs[i]);
-      if (!a)
-        return fail(llvm::toString(a.takeError()));
-      auto t = npyToTensor(*a, f->argument(i)->type(), inputs[i]);
-      if (!t)
-        return fail(llvm::toString(t.takeError()));
-      ins.push_back(std::move(*t));
-    }
-  }
-  llvm::Expected<std::vector<Tensor>> outs = std::vector<Tensor>{};
-  if (target == "cpu") {
-    CpuExecutor ex(m, l.store.get());
-    outs = ex.run(f->name(), ins);
-  } else {
-    ReferenceExecutor ex(m, l.store.get());
-    outs = ex.run(f->name(), ins);
-  }
-  if (!outs)
-    return fail(llvm::toString(outs.takeError()));
-  auto &os = llvm::outs();
-  os << "@" << f->name() << " on " << target << ":\n";
-  for (size_t i = 0; i < outs->size(); ++i) {
-    const Tensor &t = (*outs)[i];
-    std::vector<float> v = t.toF32();
-    double sum = 0, sq = 0, mx = 0;
-    for (float x : v) {
-      sum += x;
-      sq += double(x) * x;
-      mx = std::max(mx, double(std::fabs(x)));
-    }
-    double mean = v.empty() ? 0 : sum / double(v.size());
-    os << "  result #" << i << ": " << t.typeStr()
-       << llvm::format("  mean %.6g  rms %.6g  max|x| %.6g  first [", mean,
-                       v.empty() ? 0.0 : std::sqrt(sq / double(v.size())), mx);
-    for (size_t j = 0; j < std::min<size_t>(4, v.size()); ++j)
-      os << (j ? ", " : "") << llvm::format("%.6g", v[j]);
-    os << (v.size() > 4 ? ", ...]\n" : "]\n");
-    if (outputPath != "-" && i == 0)
-      if (llvm::Error e = io::writeNpy(outputPath, "<f4", t.shape(), v.data(), v.size() * 4))
-        return fail(llvm::toString(std::move(e)));
-  }
-  return 0;
-}
-
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   registerCoreOps();
@@ -491,9 +367,11 @@ int main(int argc, char **argv) {
   if (runCmd)
     return runRun();
   if (compileCmd)
-    return runCompile();
+    return emitKind.getNumOccurrences() ? runEmitKernels() : runCompile();
   if (exportCmd)
     return runExport();
+  if (benchCmd && !benchModel.empty())
+    return runBenchModel(benchModel, benchMinTime);
   if (benchCmd) {
     bench::BenchOptions o;
     o.quick = benchQuick;
