@@ -1,6 +1,7 @@
 #include "codegen/jit.h"
 
 #include <chrono>
+#include <ctime>
 
 #include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
 #include "llvm/ExecutionEngine/Orc/LLJIT.h"
@@ -48,6 +49,10 @@ llvm::Expected<llvm::orc::JITTargetMachineBuilder> hostJTMB() {
 llvm::Expected<std::unique_ptr<llvm::Module>> buildOptimized(const KernelSpec &spec,
                                                              llvm::LLVMContext &ctx,
                                                              llvm::TargetMachine &tm) {
+  if (spec.act == Activations::Int8 && !(spec.int8Capable() && hostHasInt8Dot()))
+    return err("qlc codegen: no int8-activation kernel for " + spec.key() +
+               (spec.int8Capable() ? " on this host (it needs AVX-512 VNNI, BW and VL)"
+                                   : " (the layout has f32 kernels only)"));
   std::unique_ptr<llvm::Module> m = emitKernelModule(spec, ctx);
   m->setDataLayout(tm.createDataLayout());
   std::string verr;
@@ -99,12 +104,18 @@ double KernelCache::totalCompileMs() const {
   return t;
 }
 
-std::vector<std::pair<std::string, double>> KernelCache::compileTimes() const {
+std::vector<std::pair<std::string, double>> KernelCache::compileTimes(bool cpu) const {
   std::lock_guard<std::mutex> l(mu_);
   std::vector<std::pair<std::string, double>> v;
   for (const auto &[k, c] : kernels_)
-    v.push_back({k, c->compileMs});
+    v.push_back({k, cpu ? c->compileCpuMs : c->compileMs});
   return v;
+}
+
+static double threadCpuMs() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) * 1e3 + double(ts.tv_nsec) * 1e-6;
 }
 
 llvm::Expected<const CompiledKernel *> KernelCache::get(const KernelSpec &spec) {
@@ -113,6 +124,7 @@ llvm::Expected<const CompiledKernel *> KernelCache::get(const KernelSpec &spec) 
   if (auto it = kernels_.find(key); it != kernels_.end())
     return it->second.get();
   auto t0 = std::chrono::steady_clock::now();
+  const double c0 = threadCpuMs();
   if (!jit_) {
     auto jtmb = hostJTMB();
     if (!jtmb)
@@ -140,6 +152,7 @@ llvm::Expected<const CompiledKernel *> KernelCache::get(const KernelSpec &spec) 
   ck->fn = addr->toPtr<KernelFn>();
   ck->compileMs =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  ck->compileCpuMs = threadCpuMs() - c0;
   return kernels_.emplace(key, std::move(ck)).first->second.get();
 }
 

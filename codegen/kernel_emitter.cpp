@@ -15,7 +15,11 @@
 // gemm (M > 8): m-blocks of kGemmMB rows; per n-tile the tile's weights are unpacked once into
 //   `scratch` (kRowsNR rows x K, or K x one column vector) and reused by all rows of the m-block.
 //
-// FP: unpacking uses the reference's exact operation order (fmul / fsub without contraction), so
+// Int8 activations (KernelSpec::act, GGUF Q8_0/Q4_0/Q4_K/Q6_K): x is quantized per 32-block into
+//   `scratch` inside the kernel, weights become 8-bit codes, vpdpbusd does the products (see the
+//   section "RowsK with int8 activations" below and codegen/README.md).
+//
+// FP (f32 kernels): unpacking uses the reference's exact operation order (fmul / fsub without contraction), so
 // the f32 weights equal the schemes' reference dequantization bit for bit; products are
 // accumulated with llvm.fmuladd (an FMA where the host has one).
 #include "codegen/kernel_emitter.h"
@@ -24,6 +28,7 @@
 
 #include "llvm/IR/IRBuilder.h"
 #include "llvm/IR/Intrinsics.h"
+#include "llvm/IR/IntrinsicsX86.h"
 #include "llvm/IR/Module.h"
 #include "llvm/IR/Verifier.h"
 #include "llvm/TargetParser/Host.h"
@@ -153,6 +158,7 @@ private:
     Value *d = nullptr, *dmin = nullptr;
     Value *s = nullptr, *z = nullptr; // CT uniform group: scale (f32), zero (i32)
     std::vector<Value *> dl, ml;      // Q4_K per sub-block
+    Value *dlVec = nullptr, *mlVec = nullptr; // Q4_K: all 8 d*sc / dmin*m
   };
   int64_t unitK() const {
     switch (s_.layout) {
@@ -245,18 +251,27 @@ private:
   void q4kScales(Unit &t, int j) {
     if (t.dl[j])
       return;
-    Value *scb = gepB(t.base, c64(4));
-    Value *sc, *m;
-    if (j < 4) {
-      sc = b.CreateAnd(byteAt(scb, j), 63);
-      m = b.CreateAnd(byteAt(scb, j + 4), 63);
-    } else {
-      Value *bj4 = byteAt(scb, j + 4), *bjm4 = byteAt(scb, j - 4), *bj = byteAt(scb, j);
-      sc = b.CreateOr(b.CreateAnd(bj4, 0xF), b.CreateShl(b.CreateLShr(bjm4, 6), 4));
-      m = b.CreateOr(b.CreateLShr(bj4, 4), b.CreateShl(b.CreateLShr(bj, 6), 4));
+    if (!t.dlVec) {
+      // All 8 (sc, m) pairs at once from the 12 scale bytes b (lanes j < 4 / j >= 4):
+      //   sc = b[j] & 63          | (b[j+4] & 15) | (b[j-4] >> 6) << 4
+      //   m  = b[j+4] & 63        | (b[j+4] >> 4) | (b[j] >> 6) << 4
+      Value *v = load(vi(i8, 16), gepB(t.base, c64(4)), 1); // bytes 4..19 (in the block)
+      Value *A = b.CreateShuffleVector(v, {0, 1, 2, 3, 8, 9, 10, 11});
+      Value *B = b.CreateShuffleVector(v, {4, 5, 6, 7, 8, 9, 10, 11});
+      Value *Cv = b.CreateShuffleVector(v, {0, 1, 2, 3, 0, 1, 2, 3});
+      Value *D = b.CreateShuffleVector(v, {4, 5, 6, 7, 4, 5, 6, 7});
+      auto sp = [&](int x) { return splatI8(8, x); };
+      Value *hiC = b.CreateShl(b.CreateLShr(Cv, sp(6)), sp(4));
+      Value *hiD = b.CreateShl(b.CreateLShr(D, sp(6)), sp(4));
+      Value *low = ConstantVector::get({b.getTrue(), b.getTrue(), b.getTrue(), b.getTrue(),
+                                        b.getFalse(), b.getFalse(), b.getFalse(), b.getFalse()});
+      Value *sc = b.CreateSelect(low, b.CreateAnd(A, sp(63)), b.CreateOr(b.CreateAnd(A, sp(15)), hiC));
+      Value *m = b.CreateSelect(low, b.CreateAnd(B, sp(63)), b.CreateOr(b.CreateLShr(B, sp(4)), hiD));
+      t.dlVec = b.CreateFMul(splat(8, t.d), b.CreateUIToFP(sc, vf(8)));
+      t.mlVec = b.CreateFMul(splat(8, t.dmin), b.CreateUIToFP(m, vf(8)));
     }
-    t.dl[j] = b.CreateFMul(t.d, b.CreateUIToFP(sc, f32));
-    t.ml[j] = b.CreateFMul(t.dmin, b.CreateUIToFP(m, f32));
+    t.dl[j] = b.CreateExtractElement(t.dlVec, uint64_t(j));
+    t.ml[j] = b.CreateExtractElement(t.mlVec, uint64_t(j));
   }
 
   /// The j-th vector of VL weights of a unit (elements unit*unitK + j*VL ...).
@@ -481,7 +496,8 @@ private:
       };
       Value *n = loop(NB, b.CreateSub(NE, c64(kRowsNR - 1)), kRowsNR,
                       [&](Value *n0) { nTile(n0, kRowsNR); }, "n4");
-      loop(n, NE, 1, [&](Value *n0) { nTile(n0, 1); }, "n1");
+      if (s_.n % kRowsNR) // chunks start at multiples of kRowsNR: only N's tail is ragged
+        loop(n, NE, 1, [&](Value *n0) { nTile(n0, 1); }, "n1");
       return;
     }
     loop(c64(0), Mrows, kGemmMB, [&](Value *mb) {
@@ -493,7 +509,541 @@ private:
       };
       Value *n = loop(NB, b.CreateSub(NE, c64(kRowsNR - 1)), kRowsNR,
                       [&](Value *n0) { nTile(n0, kRowsNR); }, "n4");
-      loop(n, NE, 1, [&](Value *n0) { nTile(n0, 1); }, "n1");
+      if (s_.n % kRowsNR) // chunks start at multiples of kRowsNR: only N's tail is ragged
+        loop(n, NE, 1, [&](Value *n0) { nTile(n0, 1); }, "n1");
+    }, "mb");
+  }
+
+  // ---- RowsK with int8 activations (GGUF) ----------------------------------------------------
+  // Per call and m-block of int8RowsPerBlock() rows, x is quantized into `scratch` per 32-element
+  // block b: dx_b = max|x| / 127, xq = roundeven(x / dx_b) in [-127, 127]. Per block the scratch
+  // also holds a 16-byte record: dx_b, the bias -zp * sum(xq) (Q6_K: of elements 0..15 and of
+  // 16..31, whose weight scales differ; the weights' zero point folded into the dot product's
+  // start value) and sx_b = dx_b * sum(xq) (Q4_K's min term).
+  // The weights of two consecutive 32-blocks become 64 unsigned 8-bit codes c (Q8_0: q + 128,
+  // Q4_0 / Q4_K: nibble, Q6_K: 6-bit code) with w = sw * (c - zp) [- ml]; one 512-bit vpdpbusd
+  // (bias, c, xq) gives sum (c - zp) * xq exactly, int32 lanes 0..7 for the first block and
+  // 8..15 for the second; then one conversion and one FMA with sw * dx per 64 weights and output.
+  int64_t nBlk() const { return s_.k / kActBlock; }
+  int zeroPoint8() const {
+    switch (s_.layout) {
+    case Layout::GgufQ8_0: return 128;
+    case Layout::GgufQ4_0: return 8;
+    case Layout::GgufQ6_K: return 32;
+    default: return 0;
+    }
+  }
+  int64_t qRows() const { return s_.int8RowsPerBlock(); }
+  Value *xqAt(Value *i, Value *blk) {
+    return gepB(Scratch, b.CreateAdd(b.CreateMul(i, c64(s_.k)), b.CreateMul(blk, c64(kActBlock))));
+  }
+  /// Per-block record (16 bytes) of scratch row i, block blk: which = 0: dx (f32), 1: the bias
+  /// (i32; Q6_K: of elements 0..15, with that of 16..31 at +4), 2: sx (f32).
+  Value *blockDataAt(int which, Value *i, Value *blk) {
+    const int64_t off[3] = {0, 4, 12};
+    Value *idx = b.CreateAdd(b.CreateMul(i, c64(nBlk())), blk);
+    return gepB(Scratch, b.CreateAdd(c64(qRows() * s_.k + off[which]), b.CreateMul(idx, c64(16))));
+  }
+  /// sx of the 8 blocks from blk0 as <8 x float>.
+  Value *sx8(Value *i, Value *blk0) {
+    Value *v = UndefValue::get(vf(8));
+    for (int j = 0; j < 8; ++j)
+      v = b.CreateInsertElement(v, load(f32, blockDataAt(2, i, b.CreateAdd(blk0, c64(j))), 4),
+                                uint64_t(j));
+    return v;
+  }
+  bool splitBias() const { return s_.layout == Layout::GgufQ6_K; }
+
+  /// Quantizes rows [mb, mEnd) of x into scratch rows [0, mEnd - mb).
+  void quantizeRows(Value *mb, Value *mEnd) {
+    const int B = int(kActBlock);
+    loop(mb, mEnd, 1, [&](Value *m) {
+      Value *i = b.CreateSub(m, mb);
+      Value *xr = gep(f32, X, b.CreateMul(m, c64(s_.k)));
+      loop(c64(0), c64(nBlk()), 1, [&](Value *blk) {
+        Value *v = load(vf(B), gep(f32, xr, b.CreateMul(blk, c64(B))), 4);
+        // max |x| through the bit patterns (|x| orders like its bits as unsigned).
+        Value *bits = b.CreateAnd(b.CreateBitCast(v, vi(i32, B)), splat(B, c32(0x7fffffff)));
+        Value *amax = b.CreateBitCast(b.CreateIntMaxReduce(bits, false), f32);
+        Value *dx = b.CreateFDiv(amax, ConstantFP::get(f32, 127.0));
+        Value *div = b.CreateSelect(b.CreateFCmpOGT(amax, ConstantFP::get(f32, 0.0)), dx,
+                                    ConstantFP::get(f32, 1.0));
+        Value *r = b.CreateUnaryIntrinsic(Intrinsic::roundeven, b.CreateFDiv(v, splat(B, div)));
+        Value *q = b.CreateFPToSI(r, vi(i32, B));
+        std::vector<int> lo, hi;
+        for (int l = 0; l < B / 2; ++l) {
+          lo.push_back(l);
+          hi.push_back(l + B / 2);
+        }
+        Value *sLo = b.CreateAddReduce(b.CreateShuffleVector(q, lo));
+        Value *sHi = b.CreateAddReduce(b.CreateShuffleVector(q, hi));
+        Value *isum = b.CreateAdd(sLo, sHi);
+        store(b.CreateTrunc(q, vi(i8, B)), xqAt(i, blk), 1);
+        store(dx, blockDataAt(0, i, blk), 4);
+        Value *zp = c32(-zeroPoint8());
+        Value *biasAt = blockDataAt(1, i, blk);
+        store(b.CreateMul(splitBias() ? sLo : isum, zp), biasAt, 4);
+        store(b.CreateMul(splitBias() ? sHi : c32(0), zp), gepB(biasAt, c64(4)), 4);
+        store(b.CreateFMul(dx, b.CreateSIToFP(isum, f32)), blockDataAt(2, i, blk), 4);
+      }, "qb");
+    }, "qm");
+  }
+
+  Value *splatI8(int w, int v) { return splat(w, b.getInt8(uint8_t(v))); }
+  Value *concat(Value *a, Value *c) {
+    int w = int(cast<FixedVectorType>(a->getType())->getNumElements());
+    std::vector<int> idx;
+    for (int l = 0; l < 2 * w; ++l)
+      idx.push_back(l);
+    return b.CreateShuffleVector(a, c, idx);
+  }
+  /// [a x 8, c x 8] as <16 x float>.
+  Value *pairScale(Value *a, Value *c) { return concat(splat(8, a), splat(8, c)); }
+
+  /// 64 codes and their 16 per-lane scales: two consecutive 32-blocks (Q8_0 / Q4_0: blocks t0, t1,
+  /// t1 null = the missing second block of an odd count, zero codes), or the 64 elements of
+  /// sub-blocks 2p, 2p+1 of the super-block t0 (Q4_K / Q6_K).
+  std::pair<Value *, Value *> int8Pair(Unit &t0, Unit *t1, int p) {
+    Value *zero32 = Constant::getNullValue(vi(i8, 32));
+    switch (s_.layout) {
+    case Layout::GgufQ8_0: {
+      Value *a = load(vi(i8, 32), gepB(t0.base, c64(2)), 1);
+      Value *c = t1 ? load(vi(i8, 32), gepB(t1->base, c64(2)), 1) : zero32;
+      Value *q = b.CreateXor(concat(a, c), splatI8(64, 0x80));
+      if (!t1) // the missing block's codes must be 0, not 0 ^ 0x80
+        q = concat(b.CreateXor(a, splatI8(32, 0x80)), zero32);
+      return {q, pairScale(t0.d, t1 ? t1->d : ConstantFP::get(f32, 0.0))};
+    }
+    case Layout::GgufQ4_0: {
+      Value *a = load(vi(i8, 16), gepB(t0.base, c64(2)), 1);
+      Value *c = t1 ? load(vi(i8, 16), gepB(t1->base, c64(2)), 1)
+                    : Constant::getNullValue(vi(i8, 16));
+      Value *v = concat(a, c);
+      Value *lo = b.CreateAnd(v, splatI8(32, 15)), *hi = b.CreateLShr(v, splatI8(32, 4));
+      std::vector<int> idx; // [lo(t0), hi(t0), lo(t1), hi(t1)]
+      for (int l = 0; l < 16; ++l) idx.push_back(l);
+      for (int l = 0; l < 16; ++l) idx.push_back(32 + l);
+      for (int l = 0; l < 16; ++l) idx.push_back(16 + l);
+      for (int l = 0; l < 16; ++l) idx.push_back(48 + l);
+      return {b.CreateShuffleVector(lo, hi, idx),
+              pairScale(t0.d, t1 ? t1->d : ConstantFP::get(f32, 0.0))};
+    }
+    case Layout::GgufQ4_K: {
+      Value *v = load(vi(i8, 32), gepB(t0.base, c64(16 + 32 * p)), 1);
+      Value *q = concat(b.CreateAnd(v, splatI8(32, 15)), b.CreateLShr(v, splatI8(32, 4)));
+      q4kScales(t0, 2 * p);
+      q4kScales(t0, 2 * p + 1);
+      return {q, pairScale(t0.dl[2 * p], t0.dl[2 * p + 1])};
+    }
+    case Layout::GgufQ6_K: {
+      int h = p / 2, q0 = 2 * (p % 2);
+      Value *ql = load(vi(i8, 64), gepB(t0.base, c64(64 * h)), 1);
+      if (p % 2)
+        ql = b.CreateLShr(ql, splatI8(64, 4));
+      ql = b.CreateAnd(ql, splatI8(64, 15));
+      Value *qh = load(vi(i8, 32), gepB(t0.base, c64(128 + 32 * h)), 1);
+      Value *h0 = q0 ? b.CreateLShr(qh, splatI8(32, 2 * q0)) : qh;
+      Value *h1 = b.CreateLShr(qh, splatI8(32, 2 * q0 + 2));
+      Value *hv = concat(b.CreateAnd(h0, splatI8(32, 3)), b.CreateAnd(h1, splatI8(32, 3)));
+      Value *q = b.CreateOr(ql, b.CreateShl(hv, splatI8(64, 4)));
+      Value *sc = b.CreateSIToFP(load(vi(i8, 4), gepB(t0.base, c64(192 + 4 * p)), 1), vf(4));
+      Value *s4 = b.CreateFMul(sc, splat(4, t0.d));
+      std::vector<int> idx;
+      for (int l = 0; l < 16; ++l)
+        idx.push_back(l / 4);
+      return {q, b.CreateShuffleVector(s4, idx)};
+    }
+    default:
+      return {nullptr, nullptr};
+    }
+  }
+
+  Value *dot16(Value *acc, Value *codes, Value *xq) {
+    Function *f = Intrinsic::getDeclaration(&M_, Intrinsic::x86_avx512_vpdpbusd_512);
+    return b.CreateCall(f, {acc, b.CreateBitCast(codes, vi(i32, 16)), b.CreateBitCast(xq, vi(i32, 16))});
+  }
+
+  /// acc[i][r] += (sum over the pair of 32-blocks at blk of (c - zp) * xq) * sw * dx.
+  void int8PairStep(std::vector<std::vector<AllocaInst *>> &acc, const std::vector<Value *> &xi,
+                    Value *blk, std::vector<std::pair<Value *, Value *>> &w, bool single) {
+    const bool zp = zeroPoint8() != 0;
+    for (size_t i = 0; i < acc.size(); ++i) {
+      // Lanes 0..7: block blk, 8..15: blk + 1 (absent: zero, the last block of an odd count).
+      Value *xq, *dx, *bias = Constant::getNullValue(vi(i32, 16));
+      Value *blk1 = b.CreateAdd(blk, c64(1));
+      if (single)
+        xq = concat(load(vi(i8, 32), xqAt(xi[i], blk), 1), Constant::getNullValue(vi(i8, 32)));
+      else
+        xq = load(vi(i8, 64), xqAt(xi[i], blk), 1);
+      dx = pairScale(load(f32, blockDataAt(0, xi[i], blk), 4),
+                     single ? ConstantFP::get(f32, 0.0) : load(f32, blockDataAt(0, xi[i], blk1), 4));
+      if (zp)
+        for (int bb = 0; bb < (single ? 1 : 2); ++bb) {
+          Value *at = blockDataAt(1, xi[i], bb ? blk1 : blk);
+          bias = b.CreateInsertElement(bias, load(i32, at, 4), uint64_t(8 * bb));
+          if (splitBias())
+            bias = b.CreateInsertElement(bias, load(i32, gepB(at, c64(4)), 4), uint64_t(8 * bb + 4));
+        }
+      for (size_t r = 0; r < w.size(); ++r) {
+        Value *d = b.CreateSIToFP(dot16(bias, w[r].first, xq), vf(16));
+        store(fma(d, b.CreateFMul(w[r].second, dx), load(vf(16), acc[i][r], 4)), acc[i][r], 4);
+      }
+    }
+  }
+
+  void int8Store(std::vector<std::vector<AllocaInst *>> &acc,
+                 std::vector<std::vector<AllocaInst *>> &macc, Value *m0, int MR, Value *n0, int R) {
+    const bool mins = s_.layout == Layout::GgufQ4_K;
+    for (int i = 0; i < MR; ++i)
+      for (int r = 0; r < R; ++r) {
+        Value *v = hsum(load(vf(16), acc[i][r], 4));
+        if (mins)
+          v = b.CreateFSub(v, hsum(load(vf(8), macc[i][r], 4)));
+        Value *yi = b.CreateAdd(b.CreateMul(b.CreateAdd(m0, c64(i)), c64(s_.n)),
+                                b.CreateAdd(n0, c64(r)));
+        store(v, gep(f32, Y, yi), 4);
+      }
+  }
+
+  /// Rows [m0, m0+MR) (scratch rows m0 - mb ...) x channels [n0, n0+R).
+  void int8Tile(Value *mb, Value *m0, int MR, Value *n0, int R) {
+    const bool kq = s_.layout == Layout::GgufQ4_K || s_.layout == Layout::GgufQ6_K;
+    const bool mins = s_.layout == Layout::GgufQ4_K;
+    std::vector<std::vector<AllocaInst *>> acc(MR, std::vector<AllocaInst *>(R)), macc = acc;
+    for (int i = 0; i < MR; ++i)
+      for (int r = 0; r < R; ++r) {
+        acc[i][r] = slot(vf(16), "acc");
+        store(Constant::getNullValue(vf(16)), acc[i][r], 4);
+        if (mins) {
+          macc[i][r] = slot(vf(8), "macc");
+          store(Constant::getNullValue(vf(8)), macc[i][r], 4);
+        }
+      }
+    std::vector<Value *> rows(R), rowB(R), xi(MR);
+    for (int r = 0; r < R; ++r) {
+      rows[r] = b.CreateAdd(n0, c64(r));
+      rowB[r] = rowBase(rows[r]);
+    }
+    for (int i = 0; i < MR; ++i)
+      xi[i] = b.CreateAdd(b.CreateSub(m0, mb), c64(i));
+    auto pairStep = [&](Value *blk, std::vector<std::pair<Value *, Value *>> &w, bool single) {
+      int8PairStep(acc, xi, blk, w, single);
+    };
+    if (kq) {
+      loop(c64(0), c64(nUnits()), 1, [&](Value *u) {
+        std::vector<Unit> units;
+        for (int r = 0; r < R; ++r)
+          units.push_back(setupUnit(rowB[r], rows[r], u));
+        Value *blk0 = b.CreateMul(u, c64(8));
+        for (int p = 0; p < 4; ++p) {
+          std::vector<std::pair<Value *, Value *>> w;
+          for (int r = 0; r < R; ++r)
+            w.push_back(int8Pair(units[r], nullptr, p));
+          pairStep(b.CreateAdd(blk0, c64(2 * p)), w, false);
+        }
+        if (mins) { // sum_j dmin m_j * sx_j over the 8 sub-blocks, as 8 lanes
+          std::vector<Value *> mlv(R);
+          for (int r = 0; r < R; ++r) {
+            q4kScales(units[r], 0);
+            mlv[r] = units[r].mlVec;
+          }
+          for (int i = 0; i < MR; ++i) {
+            Value *sx = sx8(xi[i], blk0);
+            for (int r = 0; r < R; ++r)
+              store(fma(mlv[r], sx, load(vf(8), macc[i][r], 4)), macc[i][r], 4);
+          }
+        }
+      }, "u");
+    } else {
+      loop(c64(0), c64(nBlk() / 2), 1, [&](Value *u2) {
+        Value *blk = b.CreateMul(u2, c64(2));
+        std::vector<Unit> u0, u1;
+        for (int r = 0; r < R; ++r) {
+          u0.push_back(setupUnit(rowB[r], rows[r], blk));
+          u1.push_back(setupUnit(rowB[r], rows[r], b.CreateAdd(blk, c64(1))));
+        }
+        std::vector<std::pair<Value *, Value *>> w;
+        for (int r = 0; r < R; ++r)
+          w.push_back(int8Pair(u0[r], &u1[r], 0));
+        pairStep(blk, w, false);
+      }, "u");
+      if (nBlk() % 2) {
+        Value *blk = c64(nBlk() - 1);
+        std::vector<Unit> u0;
+        for (int r = 0; r < R; ++r)
+          u0.push_back(setupUnit(rowB[r], rows[r], blk));
+        std::vector<std::pair<Value *, Value *>> w;
+        for (int r = 0; r < R; ++r)
+          w.push_back(int8Pair(u0[r], nullptr, 0));
+        pairStep(blk, w, true);
+      }
+    }
+    int8Store(acc, macc, m0, MR, n0, R);
+  }
+
+  // gemm: the n-tile's codes and scales, unpacked once per m-block into a panel in scratch
+  // (after the quantized x block) and reused by every m-tile: per pair of 32-blocks and row r,
+  // 64 codes then 16 f32 scales (128 bytes); Q4_K also 8 f32 dmin * m per super-block and row.
+  int64_t nPairs() const { return (nBlk() + 1) / 2; }
+  int64_t panelOffset() const {
+    return s_.int8RowsPerBlock() * (s_.k + 16 * nBlk());
+  }
+  Value *panelPair(Value *pi, int r, int R) {
+    return gepB(Scratch, b.CreateAdd(c64(panelOffset()),
+                                     b.CreateMul(b.CreateAdd(b.CreateMul(pi, c64(R)), c64(r)), c64(128))));
+  }
+  Value *panelMins(Value *u, int r, int R) {
+    int64_t off = panelOffset() + nPairs() * kRowsNR * 128;
+    return gepB(Scratch, b.CreateAdd(c64(off), b.CreateMul(b.CreateAdd(b.CreateMul(u, c64(R)), c64(r)), c64(32))));
+  }
+  void fillPanel(Value *n0, int R) {
+    const bool kq = s_.layout == Layout::GgufQ4_K || s_.layout == Layout::GgufQ6_K;
+    std::vector<Value *> rows(R), rowB(R);
+    for (int r = 0; r < R; ++r) {
+      rows[r] = b.CreateAdd(n0, c64(r));
+      rowB[r] = rowBase(rows[r]);
+    }
+    auto put = [&](Value *pi, int r, std::pair<Value *, Value *> w) {
+      Value *at = panelPair(pi, r, R);
+      store(w.first, at, 1);
+      store(w.second, gepB(at, c64(64)), 4);
+    };
+    if (kq) {
+      loop(c64(0), c64(nUnits()), 1, [&](Value *u) {
+        for (int r = 0; r < R; ++r) {
+          Unit t = setupUnit(rowB[r], rows[r], u);
+          for (int p = 0; p < 4; ++p)
+            put(b.CreateAdd(b.CreateMul(u, c64(4)), c64(p)), r, int8Pair(t, nullptr, p));
+          if (s_.layout == Layout::GgufQ4_K) {
+            q4kScales(t, 0);
+            store(t.mlVec, panelMins(u, r, R), 4);
+          }
+        }
+      }, "pf");
+      return;
+    }
+    loop(c64(0), c64(nBlk() / 2), 1, [&](Value *u2) {
+      Value *blk = b.CreateMul(u2, c64(2));
+      for (int r = 0; r < R; ++r) {
+        Unit t0 = setupUnit(rowB[r], rows[r], blk);
+        Unit t1 = setupUnit(rowB[r], rows[r], b.CreateAdd(blk, c64(1)));
+        put(u2, r, int8Pair(t0, &t1, 0));
+      }
+    }, "pf");
+    if (nBlk() % 2)
+      for (int r = 0; r < R; ++r) {
+        Unit t0 = setupUnit(rowB[r], rows[r], c64(nBlk() - 1));
+        put(c64(nBlk() / 2), r, int8Pair(t0, nullptr, 0));
+      }
+  }
+
+  /// gemm micro-kernel on the panel: rows [m0, m0+MR) x channels [n0, n0+R).
+  void int8PanelTile(Value *mb, Value *m0, int MR, Value *n0, int R) {
+    const bool mins = s_.layout == Layout::GgufQ4_K;
+    std::vector<std::vector<AllocaInst *>> acc(MR, std::vector<AllocaInst *>(R)), macc = acc;
+    for (int i = 0; i < MR; ++i)
+      for (int r = 0; r < R; ++r) {
+        acc[i][r] = slot(vf(16), "acc");
+        store(Constant::getNullValue(vf(16)), acc[i][r], 4);
+        if (mins) {
+          macc[i][r] = slot(vf(8), "macc");
+          store(Constant::getNullValue(vf(8)), macc[i][r], 4);
+        }
+      }
+    std::vector<Value *> xi(MR);
+    for (int i = 0; i < MR; ++i)
+      xi[i] = b.CreateAdd(b.CreateSub(m0, mb), c64(i));
+    auto fromPanel = [&](Value *pi) {
+      std::vector<std::pair<Value *, Value *>> w;
+      for (int r = 0; r < R; ++r) {
+        Value *at = panelPair(pi, r, R);
+        w.push_back({load(vi(i8, 64), at, 1), load(vf(16), gepB(at, c64(64)), 4)});
+      }
+      return w;
+    };
+    loop(c64(0), c64(nBlk() / 2), 1, [&](Value *pi) {
+      auto w = fromPanel(pi);
+      int8PairStep(acc, xi, b.CreateMul(pi, c64(2)), w, false);
+    }, "p");
+    if (nBlk() % 2) {
+      auto w = fromPanel(c64(nBlk() / 2));
+      int8PairStep(acc, xi, c64(nBlk() - 1), w, true);
+    }
+    if (mins)
+      loop(c64(0), c64(nUnits()), 1, [&](Value *u) {
+        std::vector<Value *> ml(R);
+        for (int r = 0; r < R; ++r)
+          ml[r] = load(vf(8), panelMins(u, r, R), 4);
+        for (int i = 0; i < MR; ++i) {
+          Value *sx = sx8(xi[i], b.CreateMul(u, c64(8)));
+          for (int r = 0; r < R; ++r)
+            store(fma(ml[r], sx, load(vf(8), macc[i][r], 4)), macc[i][r], 4);
+        }
+      }, "mu");
+    int8Store(acc, macc, m0, MR, n0, R);
+  }
+
+  // gemm, wide tiles of kWideN = 32 output channels (llama.cpp's repacked layout, generated per
+  // specialisation): per 32-block b the panel holds the 32 channels' codes as 8 x 32 int32 words
+  // (word (k4, n) = codes 4k4 .. 4k4+3 of channel n), then their scales (per 16-element half for
+  // Q6_K) and Q4_K's dmin * m, so one vpdpbusd multiplies 4 codes of 16 channels with 4
+  // activations broadcast from x, accumulating a whole block in int32 before one conversion and
+  // FMA per 16 channels: lanes are channels, no horizontal sums.
+  int nHalves() const { return s_.layout == Layout::GgufQ6_K ? 2 : 1; }
+  int64_t wideBlockBytes() const {
+    return 1024 + 128 * nHalves() + (s_.layout == Layout::GgufQ4_K ? 128 : 0);
+  }
+  Value *widePanel(Value *blk, int64_t off) {
+    return gepB(Scratch, b.CreateAdd(c64(panelOffset() + off), b.CreateMul(blk, c64(wideBlockBytes()))));
+  }
+  void fillWidePanel(Value *n0) {
+    const bool kq = s_.layout == Layout::GgufQ4_K || s_.layout == Layout::GgufQ6_K;
+    loop(c64(0), c64(kWideN), 1, [&](Value *nn) {
+      Value *row = b.CreateAdd(n0, nn);
+      Value *rb = rowBase(row);
+      Value *n4 = b.CreateMul(nn, c64(4));
+      // codes / scales of blocks blk0 (lanes 0..7) and blk0 + 1 (8..15; absent if !second)
+      auto put = [&](Value *blk0, std::pair<Value *, Value *> w, bool second) {
+        Value *words = b.CreateBitCast(w.first, vi(i32, 16));
+        for (int bb = 0; bb < (second ? 2 : 1); ++bb) {
+          Value *blk = b.CreateAdd(blk0, c64(bb));
+          for (int k4 = 0; k4 < 8; ++k4)
+            store(b.CreateExtractElement(words, uint64_t(bb * 8 + k4)),
+                  gepB(widePanel(blk, k4 * 128), n4), 4);
+          for (int hh = 0; hh < nHalves(); ++hh)
+            store(b.CreateExtractElement(w.second, uint64_t(bb * 8 + hh * 4)),
+                  gepB(widePanel(blk, 1024 + hh * 128), n4), 4);
+        }
+      };
+      if (kq) {
+        loop(c64(0), c64(nUnits()), 1, [&](Value *u) {
+          Unit t = setupUnit(rb, row, u);
+          Value *blk0 = b.CreateMul(u, c64(8));
+          for (int p = 0; p < 4; ++p)
+            put(b.CreateAdd(blk0, c64(2 * p)), int8Pair(t, nullptr, p), true);
+          if (s_.layout == Layout::GgufQ4_K)
+            for (int j = 0; j < 8; ++j) {
+              q4kScales(t, j);
+              store(t.ml[j], gepB(widePanel(b.CreateAdd(blk0, c64(j)), 1024 + 128), n4), 4);
+            }
+        }, "wf");
+        return;
+      }
+      loop(c64(0), c64(nBlk() / 2), 1, [&](Value *u2) {
+        Value *blk = b.CreateMul(u2, c64(2));
+        Unit t0 = setupUnit(rb, row, blk);
+        Unit t1 = setupUnit(rb, row, b.CreateAdd(blk, c64(1)));
+        put(blk, int8Pair(t0, &t1, 0), true);
+      }, "wf");
+      if (nBlk() % 2) {
+        Unit t0 = setupUnit(rb, row, c64(nBlk() - 1));
+        put(c64(nBlk() - 1), int8Pair(t0, nullptr, 0), false);
+      }
+    }, "wn");
+  }
+
+  /// Rows [m0, m0+MR) x channels [n0, n0 + kWideN) on the wide panel.
+  void wideTile(Value *mb, Value *m0, int MR, Value *n0) {
+    const int NV = int(kWideN / 16);
+    const bool mins = s_.layout == Layout::GgufQ4_K;
+    const bool zp = zeroPoint8() != 0;
+    std::vector<std::vector<AllocaInst *>> acc(MR, std::vector<AllocaInst *>(NV)), macc = acc;
+    for (int i = 0; i < MR; ++i)
+      for (int v = 0; v < NV; ++v) {
+        acc[i][v] = slot(vf(16), "acc");
+        store(Constant::getNullValue(vf(16)), acc[i][v], 4);
+        if (mins) {
+          macc[i][v] = slot(vf(16), "macc");
+          store(Constant::getNullValue(vf(16)), macc[i][v], 4);
+        }
+      }
+    std::vector<Value *> xi(MR);
+    for (int i = 0; i < MR; ++i)
+      xi[i] = b.CreateAdd(b.CreateSub(m0, mb), c64(i));
+    loop(c64(0), c64(nBlk()), 1, [&](Value *blk) {
+      std::vector<Value *> dx(MR), xq(MR);
+      for (int i = 0; i < MR; ++i) {
+        dx[i] = splat(16, load(f32, blockDataAt(0, xi[i], blk), 4));
+        xq[i] = xqAt(xi[i], blk);
+      }
+      const int k4PerHalf = 8 / nHalves();
+      for (int hh = 0; hh < nHalves(); ++hh) {
+        std::vector<std::vector<Value *>> ia(MR, std::vector<Value *>(NV));
+        for (int i = 0; i < MR; ++i) {
+          Value *bias = Constant::getNullValue(vi(i32, 16));
+          if (zp)
+            bias = splat(16, load(i32, gepB(blockDataAt(1, xi[i], blk), c64(4 * hh)), 4));
+          for (int v = 0; v < NV; ++v)
+            ia[i][v] = bias;
+        }
+        for (int k4 = hh * k4PerHalf; k4 < (hh + 1) * k4PerHalf; ++k4) {
+          std::vector<Value *> w(NV);
+          for (int v = 0; v < NV; ++v)
+            w[v] = load(vi(i32, 16), widePanel(blk, k4 * 128 + v * 64), 4);
+          for (int i = 0; i < MR; ++i) {
+            Value *xb = splat(16, load(i32, gepB(xq[i], c64(4 * k4)), 1));
+            for (int v = 0; v < NV; ++v) {
+              Function *f = Intrinsic::getDeclaration(&M_, Intrinsic::x86_avx512_vpdpbusd_512);
+              ia[i][v] = b.CreateCall(f, {ia[i][v], w[v], xb});
+            }
+          }
+        }
+        for (int v = 0; v < NV; ++v) {
+          Value *sw = load(vf(16), widePanel(blk, 1024 + hh * 128 + v * 64), 4);
+          for (int i = 0; i < MR; ++i)
+            store(fma(b.CreateSIToFP(ia[i][v], vf(16)), b.CreateFMul(sw, dx[i]),
+                      load(vf(16), acc[i][v], 4)), acc[i][v], 4);
+        }
+      }
+      if (mins)
+        for (int v = 0; v < NV; ++v) {
+          Value *ml = load(vf(16), widePanel(blk, 1024 + 128 + v * 64), 4);
+          for (int i = 0; i < MR; ++i) {
+            Value *sx = splat(16, load(f32, blockDataAt(2, xi[i], blk), 4));
+            store(fma(ml, sx, load(vf(16), macc[i][v], 4)), macc[i][v], 4);
+          }
+        }
+    }, "wb");
+    for (int i = 0; i < MR; ++i)
+      for (int v = 0; v < NV; ++v) {
+        Value *r = load(vf(16), acc[i][v], 4);
+        if (mins)
+          r = b.CreateFSub(r, load(vf(16), macc[i][v], 4));
+        Value *yi = b.CreateAdd(b.CreateMul(b.CreateAdd(m0, c64(i)), c64(s_.n)),
+                                b.CreateAdd(n0, c64(16 * v)));
+        store(r, gep(f32, Y, yi), 4);
+      }
+  }
+
+  void emitRowsKInt8() {
+    const bool panel = s_.mclass == MClass::Gemm;
+    loop(c64(0), Mrows, qRows(), [&](Value *mb) {
+      Value *mbEnd = b.CreateAdd(mb, c64(qRows()));
+      Value *mEnd = b.CreateSelect(b.CreateICmpSLT(mbEnd, Mrows), mbEnd, Mrows);
+      quantizeRows(mb, mEnd);
+      auto nTile = [&](Value *n0, int R) {
+        if (panel) {
+          fillPanel(n0, R);
+          mTiles(mb, mEnd, [&](Value *m0, int MR) { int8PanelTile(mb, m0, MR, n0, R); });
+          return;
+        }
+        mTiles(mb, mEnd, [&](Value *m0, int MR) { int8Tile(mb, m0, MR, n0, R); });
+      };
+      Value *n = NB;
+      if (panel && s_.n >= kWideN)
+        n = loop(NB, b.CreateSub(NE, c64(kWideN - 1)), kWideN, [&](Value *n0) {
+          fillWidePanel(n0);
+          mTiles(mb, mEnd, [&](Value *m0, int MR) { wideTile(mb, m0, MR, n0); });
+        }, "nw");
+      // Narrower tiles only for what N's tail needs (chunks start at multiples of the tile).
+      // The K-quant gemv kernels take 2 rows a tile: half the code (compile time), the same
+      // bytes per output.
+      const int R = !panel && (s_.layout == Layout::GgufQ4_K || s_.layout == Layout::GgufQ6_K)
+                        ? 2 : int(kRowsNR);
+      if (!panel || s_.n % kWideN >= R)
+        n = loop(n, b.CreateSub(NE, c64(R - 1)), R, [&](Value *n0) { nTile(n0, R); }, "n4");
+      if (s_.n % R) // chunks start at multiples of kRowsNR: only N's tail is ragged
+        loop(n, NE, 1, [&](Value *n0) { nTile(n0, 1); }, "n1");
     }, "mb");
   }
 
@@ -659,10 +1209,13 @@ private:
       auto nTile = [&](Value *n0, int NV, int w) {
         mTiles(c64(0), Mrows, [&](Value *m0, int MR) { colsGemvTile(m0, MR, n0, NV, w); });
       };
+      // Chunks start at multiples of kColsNV * W (KernelSpec::threadAlign): the narrower tiles
+      // are emitted only for what N's tail needs.
       Value *n = loop(NB, b.CreateSub(NE, c64(kColsNV * W - 1)), kColsNV * W,
                       [&](Value *n0) { nTile(n0, kColsNV, W); }, "n4");
-      n = loop(n, b.CreateSub(NE, c64(W - 1)), W, [&](Value *n0) { nTile(n0, 1, W); }, "n1");
-      if (W > 8)
+      if (s_.n % (kColsNV * W) >= W)
+        n = loop(n, b.CreateSub(NE, c64(W - 1)), W, [&](Value *n0) { nTile(n0, 1, W); }, "n1");
+      if (W > 8 && s_.n % W)
         loop(n, NE, 8, [&](Value *n0) { nTile(n0, 1, 8); }, "n8");
       return;
     }
@@ -732,7 +1285,9 @@ Function *Emitter::emit() {
   for (unsigned i = 0; i < slots.size() && i < 4; ++i)
     if (!slots[i].empty())
       P[i] = load(ptr, gep(ptr, parts, c64(i)), 8);
-  if (s_.family() == Family::RowsK)
+  if (s_.act == Activations::Int8)
+    emitRowsKInt8();
+  else if (s_.family() == Family::RowsK)
     emitRowsK();
   else
     emitColsN();

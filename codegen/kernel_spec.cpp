@@ -1,5 +1,10 @@
 #include "codegen/kernel_spec.h"
 
+#include <algorithm>
+#include <cstdlib>
+#include <mutex>
+#include <string_view>
+
 #include "llvm/ADT/StringMap.h"
 #include "llvm/TargetParser/Host.h"
 
@@ -47,7 +52,58 @@ std::string KernelSpec::key() const {
   s += ".n" + std::to_string(n) + ".k" + std::to_string(k);
   s += mclass == MClass::Gemv ? ".gemv" : ".gemm";
   s += ".v" + std::to_string(lanes());
+  if (act == Activations::Int8)
+    s += ".a8";
   return s;
+}
+
+bool KernelSpec::int8Capable() const {
+  switch (layout) {
+  case Layout::GgufQ8_0:
+  case Layout::GgufQ4_0:
+  case Layout::GgufQ4_K:
+  case Layout::GgufQ6_K:
+    return k % kActBlock == 0;
+  default:
+    return false;
+  }
+}
+
+int64_t KernelSpec::int8RowsPerBlock() const {
+  // gemv: all M <= 8 rows. gemm: 128 rows (K + K/2 bytes each, in L2 up to K ~ 8192 and streamed
+  // from L3 per 32-channel tile above), over which the tile's panel fill is amortised.
+  return mclass == MClass::Gemv ? kGemvMaxM : 128;
+}
+
+bool hostHasInt8Dot() {
+  static bool has = [] {
+    llvm::StringMap<bool> f = llvm::sys::getHostCPUFeatures();
+    return f.lookup("avx512vnni") && f.lookup("avx512bw") && f.lookup("avx512vl");
+  }();
+  return has;
+}
+
+namespace {
+std::mutex actMu;
+std::optional<Activations> actOverride;
+} // namespace
+
+void setActivationOverride(std::optional<Activations> a) {
+  std::lock_guard<std::mutex> l(actMu);
+  actOverride = a;
+}
+
+Activations defaultActivations(const KernelSpec &s) {
+  if (!s.int8Capable() || !hostHasInt8Dot())
+    return Activations::F32;
+  {
+    std::lock_guard<std::mutex> l(actMu);
+    if (actOverride)
+      return *actOverride;
+  }
+  if (const char *e = std::getenv("QLC_CPU_ACTIVATIONS"))
+    return std::string_view(e) == "f32" ? Activations::F32 : Activations::Int8;
+  return Activations::Int8;
 }
 
 std::string KernelSpec::symbol() const {
@@ -74,8 +130,23 @@ std::vector<std::string> KernelSpec::partSlots() const {
 
 int64_t KernelSpec::nAlign() const { return family() == Family::ColsN ? 8 : 1; }
 
+int64_t KernelSpec::threadAlign() const {
+  if (family() == Family::ColsN) // gemv: kColsNV column vectors a tile
+    return std::max<int64_t>(lanes(), 8) * (mclass == MClass::Gemv ? 4 : 1);
+  if (act == Activations::Int8 && mclass == MClass::Gemm)
+    return 32; // kWideN: wide tiles start at multiples of 32 whatever the split
+  return 4;    // kRowsNR
+}
+
 /// Tile sizes shared with the emitter (kernel_emitter.cpp).
 int64_t KernelSpec::scratchFloats() const {
+  if (act == Activations::Int8) { // per row: K int8 codes, then a 16-byte record per block
+    int64_t blocks = k / kActBlock, bytes = int8RowsPerBlock() * (k + 16 * blocks);
+    if (mclass == MClass::Gemm) // the panel: 4 rows x (pairs x 128 bytes + super-blocks x 32),
+      bytes += std::max(4 * ((blocks + 1) / 2 * 128 + k / 256 * 32), // or the wide panel
+                        blocks * (1024 + 256 + 128));
+    return bytes / 4 + 16;
+  }
   if (mclass == MClass::Gemv)
     return 0;
   int64_t vl = lanes();
@@ -181,6 +252,7 @@ SpecOrReason specForWeightType(const WeightType &t,
     r.reason = "layout " + m + " has no JIT kernel yet";
     return r;
   }
+  s.act = defaultActivations(s);
   r.spec = s;
   return r;
 }

@@ -37,6 +37,14 @@ inline MClass mClassFor(int64_t m) { return m <= kGemvMaxM ? MClass::Gemv : MCla
 /// consecutive output channels are contiguous).
 enum class Family { RowsK, ColsN };
 
+/// How a kernel consumes the activations x: f32 (weights unpacked to f32, f32 FMAs), or Int8 (x
+/// quantized inside the kernel per 32-element block to int8 with an f32 scale, weights unpacked
+/// to 8-bit codes, integer dot products `vpdpbusd`, one f32 scale FMA per block: llama.cpp's
+/// scheme). Int8 trades the activation rounding error (bounded in codegen/README.md) for speed.
+enum class Activations { F32, Int8 };
+/// Elements per activation quantization block (one f32 scale each).
+inline constexpr int64_t kActBlock = 32;
+
 struct KernelSpec {
   Layout layout = Layout::GgufQ8_0;
   int bits = 8;
@@ -49,6 +57,7 @@ struct KernelSpec {
   int64_t n = 0, k = 0;
   MClass mclass = MClass::Gemv;
   int vectorWidth = 0;        ///< f32 lanes per vector; 0 = the host's (16 with AVX-512)
+  Activations act = Activations::F32;
 
   Family family() const;
   /// Stable cache key / symbol suffix, e.g. "gguf.Q4_K.n256.k256.gemv.v16".
@@ -59,14 +68,30 @@ struct KernelSpec {
   std::vector<std::string> partSlots() const;
   /// Output channels a thread's [n_begin, n_end) range must be aligned to (ColsN: 8 codes/word).
   int64_t nAlign() const;
-  /// f32 scratch elements the kernel needs per call (per thread) in `scratch`; 0 for gemv.
+  /// Threads' [n_begin, n_end) chunks start at multiples of this (the kernel's n-tile), so every
+  /// output is computed by the same instruction sequence whatever the split.
+  int64_t threadAlign() const;
+  /// f32 scratch elements the kernel needs per call (per thread) in `scratch`; 0 for f32 gemv.
   int64_t scratchFloats() const;
-  /// Depth of the f32 accumulation chain of one output (sequential roundings), for the error
+  /// f32-activation kernels: depth of the f32 accumulation chain of one output (sequential roundings), for the error
   /// bound |y_kernel - y_exact| <= gamma(depth) * sum_k |x_k w_k|, gamma(d) = d u / (1 - d u).
   int64_t accumulationDepth() const;
   /// Resolves vectorWidth 0 to the host's.
   int lanes() const;
+  /// Whether an int8-activation kernel exists for this layout (on any host).
+  bool int8Capable() const;
+  /// Int8 kernels: rows of x quantized at a time (the m-block; the whole M for gemv).
+  int64_t int8RowsPerBlock() const;
 };
+
+/// The host has 512-bit 8-bit dot products (AVX-512 VNNI, BW, VL): the int8 kernels use them.
+bool hostHasInt8Dot();
+/// The activation mode chosen for new specialisations of int8-capable layouts: the override set
+/// by setActivationOverride, else the environment variable QLC_CPU_ACTIVATIONS (f32 | int8),
+/// else int8 where the host has int8 dot products (GGUF layouts, as llama.cpp), else f32.
+Activations defaultActivations(const KernelSpec &s);
+/// Process-wide override of defaultActivations (tests); nullopt restores the default.
+void setActivationOverride(std::optional<Activations> a);
 
 /// f32 lanes of the host's widest vector unit: 16 (AVX-512), 8 (AVX/AVX2), else 4.
 int hostVectorWidth();

@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "codegen/kernel_emitter.h"
+#include "runtime/moe_routing.h"
 
 namespace qlc::codegen {
 namespace {
@@ -30,8 +31,9 @@ struct Item {
   double cost;
 };
 
-int64_t tileAlign(const KernelSpec &s) {
-  return s.family() == Family::ColsN ? std::max<int64_t>(s.lanes(), 8) : kRowsNR;
+int64_t tileAlign(KernelSpec s, int64_t m) {
+  s.mclass = mClassFor(m);
+  return s.threadAlign();
 }
 
 } // namespace
@@ -46,34 +48,6 @@ ExpertWeight ExpertWeight::stacked(const KernelSpec &spec, int64_t experts,
     for (size_t i = 0; i < base.size(); ++i)
       w.parts.push_back(base[i] ? base[i] + e * stride[i] : nullptr);
   return w;
-}
-
-void routeTokens(const float *logits, int64_t tokens, int64_t experts, const MoeConfig &cfg,
-                 std::vector<int64_t> &expertOf, std::vector<double> &weightOf) {
-  const int64_t k = cfg.topK;
-  expertOf.assign(size_t(tokens * k), 0);
-  weightOf.assign(size_t(tokens * k), 0.0);
-  std::vector<double> probs(static_cast<size_t>(experts));
-  std::vector<int64_t> order(static_cast<size_t>(experts));
-  for (int64_t t = 0; t < tokens; ++t) {
-    const float *l = logits + t * experts;
-    double mx = *std::max_element(l, l + experts), sum = 0;
-    for (int64_t j = 0; j < experts; ++j)
-      sum += probs[size_t(j)] = std::exp(double(l[j]) - mx);
-    for (double &p : probs)
-      p /= sum;
-    std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(),
-                     [&](int64_t a, int64_t b) { return probs[size_t(a)] > probs[size_t(b)]; });
-    double selSum = 0;
-    for (int64_t j = 0; j < k; ++j)
-      selSum += probs[size_t(order[size_t(j)])];
-    for (int64_t j = 0; j < k; ++j) {
-      int64_t e = order[size_t(j)];
-      expertOf[size_t(t * k + j)] = e;
-      weightOf[size_t(t * k + j)] = probs[size_t(e)] / (cfg.renormalize ? selSum : 1.0);
-    }
-  }
 }
 
 llvm::Error runMoe(const ExpertWeight &w13, const ExpertWeight *up, const ExpertWeight &w2,
@@ -93,9 +67,9 @@ llvm::Error runMoe(const ExpertWeight &w13, const ExpertWeight *up, const Expert
     return llvm::Error::success();
 
   // 1. Routing (as the reference) and grouping: the (token, slot) pairs sorted by expert.
-  std::vector<int64_t> expertOf;
-  std::vector<double> weightOf;
-  routeTokens(logits, T, E, cfg, expertOf, weightOf);
+  MoeRoutes routes = routeTopK(logits, T, E, K, cfg.renormalize);
+  const std::vector<int64_t> &expertOf = routes.expert;
+  const std::vector<double> &weightOf = routes.weight;
   const int64_t P = T * K;
   std::vector<int64_t> count(static_cast<size_t>(E), 0), offset(static_cast<size_t>(E) + 1, 0);
   for (int64_t e : expertOf)
@@ -136,11 +110,12 @@ llvm::Error runMoe(const ExpertWeight &w13, const ExpertWeight *up, const Expert
   // more chunks for experts with more tokens, the costliest first.
   const int64_t target = threads == 1 ? 1 : 4 * int64_t(threads);
   auto addItems = [&](const ExpertWeight &w, std::vector<Item> &items) -> llvm::Error {
-    const int64_t n = w.spec.n, align = tileAlign(w.spec), tiles = (n + align - 1) / align;
+    const int64_t n = w.spec.n;
     for (int64_t e = 0; e < E; ++e) {
       int64_t m = count[size_t(e)];
       if (!m)
         continue;
+      const int64_t align = tileAlign(w.spec, m), tiles = (n + align - 1) / align;
       auto k = kernelFor(w.spec, m);
       if (!k)
         return k.takeError();

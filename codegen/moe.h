@@ -40,10 +40,6 @@ struct Route {
   std::vector<int64_t> experts;
   std::vector<double> weights;
 };
-/// The reference's routing, bit for bit: f64 softmax over all experts, stable sort, top_k.
-void routeTokens(const float *logits, int64_t tokens, int64_t experts, const MoeConfig &cfg,
-                 std::vector<int64_t> &expertOf, std::vector<double> &weightOf);
-
 /// y [T, H] = moe(x [T, H], logits [T, E]). `w13` is [2I, H] per expert (gate rows [0, I), up rows
 /// [I, 2I)) when `up` is null, else the gate [I, H] with `up` [I, H]; `w2` is [H, I].
 /// `pool` null = the calling thread only.

@@ -18,8 +18,7 @@ llvm::Error runQMatmul(KernelSpec spec, const uint8_t *const *parts, const float
   KernelFn fn = (*k)->fn;
   const int64_t n = spec.n;
   // Chunks of N aligned to the kernel's tile so that threads never split a tile.
-  const int64_t align = spec.family() == Family::ColsN ? std::max<int64_t>(spec.lanes(), 8)
-                                                       : kRowsNR;
+  const int64_t align = spec.threadAlign();
   unsigned threads = pool ? pool->size() : 1;
   // Tiny problems are not worth waking the pool.
   if (double(n) * double(spec.k) * double(m) < 65536.0)

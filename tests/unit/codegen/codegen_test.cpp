@@ -40,16 +40,61 @@ codegen::ThreadPool &pool3() {
   return p;
 }
 
+/// x as an int8-activation kernel sees it: per 32-element block dx = max|x| / 127 (f32),
+/// q = roundeven(x / dx) (f32), x̂ = dx * q — the same IEEE operations as the kernel's, so x̂ is
+/// what the kernel multiplies exactly. `half` gets the rounding bound dx/2 per element.
+std::vector<double> quantizedX(const std::vector<float> &x, int64_t k, std::vector<double> &half) {
+  std::vector<double> xq(x.size());
+  half.assign(x.size(), 0.0);
+  for (size_t b0 = 0; b0 < x.size(); b0 += size_t(codegen::kActBlock)) {
+    float amax = 0;
+    for (size_t i = b0; i < b0 + size_t(codegen::kActBlock); ++i)
+      amax = std::max(amax, std::fabs(x[i]));
+    float dx = amax / 127.0f;
+    float div = amax > 0 ? dx : 1.0f;
+    for (size_t i = b0; i < b0 + size_t(codegen::kActBlock); ++i) {
+      float q = std::nearbyint(x[i] / div);
+      EXPECT_LE(std::fabs(q), 127.0f);
+      xq[i] = double(dx) * double(q);
+      half[i] = 0.5 * double(dx);
+    }
+  }
+  (void)k;
+  return xq;
+}
+
 /// Runs the kernel of `tw` for every M and checks it against the f64 product with the hook's W.
-void checkWeight(const TestWeight &tw, int vectorWidth = 0, const std::vector<int64_t> &ms = kMs) {
+///
+/// f32 activations: |y - x·w| <= gamma(accumulationDepth) * sum |x w| (module comment).
+/// int8 activations, two assertions per output:
+///  (1) kernel arithmetic, against the exact product with the kernel's quantized x̂ (quantizedX):
+///      the integer dot products are exact; what rounds is the per-block scale product sw * dx,
+///      the FMA and the accumulation chain of K/32 blocks per lane, the 8-lane reduction and
+///      Q4_K's separate min term, so |y - x̂·w| <= gamma(K/32 + 16) * sum (|w_k| + 64 A_k) |x̂_k|,
+///      where A_k = max |w| over k's 32-block bounds the Q4_K sub-block's d*sc*q and dmin*m
+///      parts (w = dl*q - ml with >= 2 distinct codes among 32 gives |dl| <= 2A, |ml| <= 31A).
+///  (2) accuracy against the f32 reference: |x̂_k - x_k| <= dx_b / 2 (1 + 2^-20) (round to
+///      nearest), so |y - x·w| <= sum_k |w_k| dx_b / 2 (1 + 2^-20) + the bound of (1). The test
+///      prints the observed error relative to sum |x w| and to max |y|.
+void checkWeight(const TestWeight &tw, int vectorWidth = 0, const std::vector<int64_t> &ms = kMs,
+                 codegen::Activations act = codegen::Activations::F32) {
   auto sr = codegen::specForWeightType(tw.type, tw.elems());
   ASSERT_TRUE(sr.spec.has_value()) << sr.reason;
   KernelSpec spec = *sr.spec;
   spec.vectorWidth = vectorWidth;
+  spec.act = act;
+  const bool int8 = act == codegen::Activations::Int8;
   const int64_t n = spec.n, k = spec.k;
   std::vector<float> w(size_t(n * k));
   std::string err = tw.type.def->dequantize(tw.type, tw.view(), w.data());
   ASSERT_EQ(err, "");
+  std::vector<double> blockMax(w.size());
+  for (size_t b0 = 0; b0 + 32 <= w.size(); b0 += 32) {
+    double a = 0;
+    for (size_t i = b0; i < b0 + 32; ++i)
+      a = std::max(a, std::fabs(double(w[i])));
+    std::fill_n(blockMax.begin() + std::ptrdiff_t(b0), 32, a);
+  }
   std::vector<const uint8_t *> ptrs;
   for (const std::string &s : spec.partSlots())
     ptrs.push_back(s.empty() ? nullptr : tw.parts.at(s).second.data());
@@ -61,54 +106,88 @@ void checkWeight(const TestWeight &tw, int vectorWidth = 0, const std::vector<in
     ASSERT_FALSE(bool(codegen::runQMatmul(spec, ptrs.data(), x.data(), m, yMt.data(), &pool3())));
     KernelSpec used = spec;
     used.mclass = codegen::mClassFor(m);
-    const double g = gamma(used.accumulationDepth());
+    const double g = int8 ? gamma(k / codegen::kActBlock + 16) : gamma(used.accumulationDepth());
+    std::vector<double> half, xh = int8 ? quantizedX(x, k, half) : std::vector<double>();
     int64_t bad = 0;
-    double worst = 0;
+    double worst = 0, worstRef = 0, relMag = 0, relMax = 0, maxY = 0;
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) {
-        double exact = 0, mag = 0;
+        double exact = 0, mag = 0, exactQ = 0, magQ = 0, quant = 0;
         for (int64_t q = 0; q < k; ++q) {
-          double p = double(x[size_t(i * k + q)]) * double(w[size_t(j * k + q)]);
+          size_t xi = size_t(i * k + q), wi = size_t(j * k + q);
+          double p = double(x[xi]) * double(w[wi]);
           exact += p;
           mag += std::fabs(p);
+          if (int8) {
+            exactQ += xh[xi] * double(w[wi]);
+            magQ += (std::fabs(double(w[wi])) + 64 * blockMax[wi]) * std::fabs(xh[xi]);
+            quant += std::fabs(double(w[wi])) * half[xi] * (1 + 0x1p-20);
+          }
         }
         double got = y[size_t(i * n + j)];
-        double bound = g * mag + 1e-30;
-        double e = std::fabs(got - exact);
+        maxY = std::max(maxY, std::fabs(exact));
+        double bound = (int8 ? g * magQ : g * mag) + 1e-30;
+        double e = std::fabs(got - (int8 ? exactQ : exact));
         worst = std::max(worst, e / bound);
         if (!(e <= bound) && bad++ < 5)
-          ADD_FAILURE() << "y[" << i << ", " << j << "] = " << got << ", exact " << exact
-                        << ", |err| " << e << " > bound " << bound;
+          ADD_FAILURE() << "y[" << i << ", " << j << "] = " << got << ", exact "
+                        << (int8 ? exactQ : exact) << ", |err| " << e << " > bound " << bound;
+        if (int8) {
+          double eRef = std::fabs(got - exact), bRef = quant + bound;
+          worstRef = std::max(worstRef, eRef / bRef);
+          relMag = std::max(relMag, eRef / (mag + 1e-30));
+          relMax = std::max(relMax, eRef);
+          if (!(eRef <= bRef) && bad++ < 5)
+            ADD_FAILURE() << "y[" << i << ", " << j << "] = " << got << ", reference " << exact
+                          << ", |err| " << eRef << " > activation quantization bound " << bRef;
+        }
         if (std::memcmp(&y[size_t(i * n + j)], &yMt[size_t(i * n + j)], 4) != 0 && bad++ < 5)
           ADD_FAILURE() << "multi-threaded y[" << i << ", " << j << "] = " << yMt[size_t(i * n + j)]
                         << " differs from single-threaded " << got;
       }
     EXPECT_EQ(bad, 0) << "worst |err| / bound = " << worst;
+    if (int8)
+      std::printf("int8 %-44s M=%-3lld arith |err|/bound %.3f; vs f32 reference: |err|/bound "
+                  "%.3f, max |err|/sum|xw| %.2e, max |err|/max|y| %.2e\n",
+                  used.key().c_str(), (long long)m, worst, worstRef, relMag,
+                  relMax / (maxY + 1e-30));
+  }
+}
+
+/// The f32 kernel and, where the host has int8 dot products, the int8-activation kernel.
+void checkBoth(const TestWeight &tw, int vectorWidth = 0, const std::vector<int64_t> &ms = kMs) {
+  {
+    SCOPED_TRACE("f32 activations");
+    checkWeight(tw, vectorWidth, ms, codegen::Activations::F32);
+  }
+  if (codegen::hostHasInt8Dot()) {
+    SCOPED_TRACE("int8 activations");
+    checkWeight(tw, vectorWidth, ms, codegen::Activations::Int8);
   }
 }
 
 TEST(CodegenGguf, Q8_0) {
   for (auto [n, k] : {std::pair<int64_t, int64_t>{37, 96}, {64, 512}, {5, 32}})
-    checkWeight(ggufWeight("Q8_0", n, k, 11));
-  checkWeight(ggufWeight("Q8_0", 37, 96, 12), 8);
+    checkBoth(ggufWeight("Q8_0", n, k, 11));
+  checkBoth(ggufWeight("Q8_0", 37, 96, 12), 8);
 }
 
 TEST(CodegenGguf, Q4_0) {
   for (auto [n, k] : {std::pair<int64_t, int64_t>{37, 96}, {64, 512}, {5, 32}})
-    checkWeight(ggufWeight("Q4_0", n, k, 21));
-  checkWeight(ggufWeight("Q4_0", 37, 96, 22), 8);
+    checkBoth(ggufWeight("Q4_0", n, k, 21));
+  checkBoth(ggufWeight("Q4_0", 37, 96, 22), 8);
 }
 
 TEST(CodegenGguf, Q4_K) {
   for (auto [n, k] : {std::pair<int64_t, int64_t>{37, 256}, {20, 512}})
-    checkWeight(ggufWeight("Q4_K", n, k, 31));
-  checkWeight(ggufWeight("Q4_K", 13, 512, 32), 8);
+    checkBoth(ggufWeight("Q4_K", n, k, 31));
+  checkBoth(ggufWeight("Q4_K", 13, 512, 32), 8);
 }
 
 TEST(CodegenGguf, Q6_K) {
   for (auto [n, k] : {std::pair<int64_t, int64_t>{37, 256}, {20, 512}})
-    checkWeight(ggufWeight("Q6_K", n, k, 41));
-  checkWeight(ggufWeight("Q6_K", 13, 512, 42), 8);
+    checkBoth(ggufWeight("Q6_K", n, k, 41));
+  checkBoth(ggufWeight("Q6_K", 13, 512, 42), 8);
 }
 
 TEST(CodegenAwq, Groups) {
@@ -191,6 +270,28 @@ TEST(CodegenSpec, UnsupportedLayoutsSayWhy) {
   EXPECT_EQ(r.reason, "gguf Q2_K has no JIT kernel yet");
 }
 
+TEST(CodegenSpec, Int8OnlyWhereThereIsAKernel) {
+  // AWQ has f32 kernels only: asking for int8 activations is an error naming the kernel.
+  TestWeight a = awqWeight(40, 256, 32, ElemKind::F16, 1);
+  KernelSpec s = *codegen::specForWeightType(a.type, a.elems()).spec;
+  EXPECT_EQ(s.act, codegen::Activations::F32);
+  s.act = codegen::Activations::Int8;
+  codegen::KernelCache cache;
+  auto k = cache.get(s);
+  ASSERT_FALSE(bool(k));
+  EXPECT_EQ(llvm::toString(k.takeError()),
+            "qlc codegen: no int8-activation kernel for " + s.key() +
+                " (the layout has f32 kernels only)");
+  // GGUF: int8 by default exactly where the host has the dot products; the override wins.
+  TestWeight g = ggufWeight("Q4_0", 8, 64, 2);
+  auto act = [&] { return codegen::specForWeightType(g.type, g.elems()).spec->act; };
+  EXPECT_EQ(act(), codegen::hostHasInt8Dot() ? codegen::Activations::Int8
+                                             : codegen::Activations::F32);
+  codegen::setActivationOverride(codegen::Activations::F32);
+  EXPECT_EQ(act(), codegen::Activations::F32);
+  codegen::setActivationOverride(std::nullopt);
+}
+
 TEST(CodegenSpec, KeysDistinguishSpecialisations) {
   TestWeight a = gptqWeight(40, 256, 32, true, true, false, ElemKind::F16, 1);
   TestWeight b = gptqWeight(40, 256, 32, false, true, false, ElemKind::F16, 1);
@@ -214,22 +315,23 @@ namespace {
 TEST(CodegenCache, CompileTimeReport) {
   codegen::KernelCache cache;
   std::vector<std::pair<std::string, TestWeight>> ws;
-  ws.push_back({"Q8_0", ggufWeight("Q8_0", 8, 4096, 1)});
-  ws.push_back({"Q4_0", ggufWeight("Q4_0", 8, 4096, 1)});
-  ws.push_back({"Q4_K", ggufWeight("Q4_K", 8, 4096, 1)});
-  ws.push_back({"Q6_K", ggufWeight("Q6_K", 8, 4096, 1)});
+  ws.push_back({"Q8_0", ggufWeight("Q8_0", 64, 4096, 1)});
+  ws.push_back({"Q4_0", ggufWeight("Q4_0", 64, 4096, 1)});
+  ws.push_back({"Q4_K", ggufWeight("Q4_K", 64, 4096, 1)});
+  ws.push_back({"Q6_K", ggufWeight("Q6_K", 64, 4096, 1)});
   ws.push_back({"awq g128", awqWeight(64, 4096, 128, ElemKind::F16, 1)});
   ws.push_back({"gptq asym v1 g128", gptqWeight(64, 4096, 128, false, true, false, ElemKind::F16, 1)});
   ws.push_back({"gptq sym g_idx", gptqWeight(64, 4096, 128, true, false, true, ElemKind::F16, 1)});
-  ws.push_back({"ct asym g128", ctWeight(8, 4096, 128, false, false, false, 1)});
+  ws.push_back({"ct asym g128", ctWeight(64, 4096, 128, false, false, false, 1)});
   for (auto &[name, tw] : ws)
     for (codegen::MClass c : {codegen::MClass::Gemv, codegen::MClass::Gemm}) {
       KernelSpec s = *codegen::specForWeightType(tw.type, tw.elems()).spec;
       s.mclass = c;
       auto k = cache.get(s);
       ASSERT_TRUE(bool(k)) << llvm::toString(k.takeError());
-      std::printf("compile %-20s %s: %7.1f ms\n", name.c_str(),
-                  c == codegen::MClass::Gemv ? "gemv" : "gemm", (*k)->compileMs);
+      std::printf("compile %-20s %s: %7.1f ms (CPU %7.1f ms) %s\n", name.c_str(),
+                  c == codegen::MClass::Gemv ? "gemv" : "gemm", (*k)->compileMs,
+                  (*k)->compileCpuMs, s.key().c_str());
       EXPECT_LT((*k)->compileMs, 5000.0);
     }
   std::printf("compile total: %u kernels, %.1f ms\n", cache.compilations(), cache.totalCompileMs());

@@ -11,8 +11,12 @@
 //   act         δa_i = L δg_i (|up_i| + δu_i) + |act(g_i)| δu_i + 2u |a_i|,  L = 1.13 ≥ |act'|
 //   down        δo_h = Σ_i |W2_hi| δa_i + γ(d2) Σ_i |a_i W2_hi| + u |o_h|
 //   combine     δy_h = Σ_slots w_s δo_h + 2u |y_h|               (both accumulate in f64)
-// with d = KernelSpec::accumulationDepth() of the kernel that ran. The test requires
-// |y_cpu - y_ref| <= 1.05 δy (5% for the neglected second-order terms).
+// with d = KernelSpec::accumulationDepth() of the kernel that ran. Int8-activation kernels
+// (GGUF on a host with VNNI; codegen_test.cpp derives their bound) add the activation rounding
+// Σ_k |W_ik| e_k, e_k = (max |v| over k's 32-block) / 254 (1 + 2^-20) of their input v (x for
+// gate / up; for down the act output, its block max taken as max (|a_i| + δa_i)), and their
+// arithmetic term is γ(K/32 + 16) Σ_k (|W_ik| + 64 A_ik)(|v_k| + e_k) with A = max |W| over the
+// 32-block. The test requires |y_cpu - y_ref| <= 1.05 δy (5% for the neglected second-order terms).
 #include <gtest/gtest.h>
 
 #include "llvm/Support/SourceMgr.h"
@@ -26,6 +30,7 @@
 #include "passes/pass.h"
 #include "passes/pass_manager.h"
 #include "runtime/cpu/cpu_executor.h"
+#include "runtime/moe_routing.h"
 #include "runtime/reference_executor.h"
 #include "runtime/weight_store.h"
 #include "tests/unit/codegen/test_weights.h"
@@ -149,15 +154,38 @@ void checkMoe(const Module &m, const std::string &fn, int64_t tokens, const std:
   auto depth = [](const Weight &w, int64_t rows) {
     codegen::KernelSpec s = *codegen::specForWeight(w).spec;
     s.mclass = codegen::mClassFor(rows);
+    if (s.act == codegen::Activations::Int8)
+      return gamma(s.k / codegen::kActBlock + 16);
     return gamma(s.accumulationDepth());
   };
+  const bool int8_13 = codegen::specForWeight(*w13).spec->act == codegen::Activations::Int8;
+  const bool int8_2 = codegen::specForWeight(*w2).spec->act == codegen::Activations::Int8;
+  // Per-element activation rounding bounds of a vector v (|v_k| + slack_k) and the int8 kernels'
+  // error of one output: sum |w| e + g * sum (|w| + 64 A)(|v| + slack + e).
+  auto int8Err = [](const double *absv, const float *w, int64_t k, double g) {
+    double quant = 0, arith = 0;
+    for (int64_t b0 = 0; b0 < k; b0 += 32) {
+      double vmax = 0, wmax = 0;
+      for (int64_t q = b0; q < b0 + 32; ++q) {
+        vmax = std::max(vmax, absv[q]);
+        wmax = std::max(wmax, std::fabs(double(w[q])));
+      }
+      double e = vmax / 254 * (1 + 0x1p-20) * (1 + 1e-6);
+      for (int64_t q = b0; q < b0 + 32; ++q) {
+        quant += std::fabs(double(w[q])) * e;
+        arith += g * (std::fabs(double(w[q])) + 64 * wmax) * (absv[q] + e);
+      }
+    }
+    return quant + arith;
+  };
+  std::vector<double> absx(static_cast<size_t>(h)), absa(static_cast<size_t>(inter));
   const double u = std::ldexp(1.0, -24), L = 1.13;
   codegen::MoeConfig cfg;
   cfg.topK = topK;
   cfg.renormalize = renormalize;
-  std::vector<int64_t> expertOf;
-  std::vector<double> weightOf;
-  codegen::routeTokens(logits.data(), tokens, e, cfg, expertOf, weightOf);
+  MoeRoutes routes = routeTopK(logits.data(), tokens, e, topK, renormalize);
+  const std::vector<int64_t> &expertOf = routes.expert;
+  const std::vector<double> &weightOf = routes.weight;
   std::vector<int64_t> rowsOf(static_cast<size_t>(e), 0);
   for (int64_t ex : expertOf)
     ++rowsOf[size_t(ex)];
@@ -168,6 +196,8 @@ void checkMoe(const Module &m, const std::string &fn, int64_t tokens, const std:
   for (int64_t t = 0; t < tokens; ++t) {
     std::vector<double> yx(static_cast<size_t>(h), 0.0), dy(static_cast<size_t>(h), 0.0);
     const float *xt = x.data() + t * h;
+    for (int64_t k = 0; k < h; ++k)
+      absx[size_t(k)] = std::fabs(double(xt[k]));
     for (int64_t s = 0; s < topK; ++s) {
       int64_t ex = expertOf[size_t(t * topK + s)];
       double wt = weightOf[size_t(t * topK + s)];
@@ -183,10 +213,15 @@ void checkMoe(const Module &m, const std::string &fn, int64_t tokens, const std:
           mu += std::fabs(double(xt[k]) * uw[k]);
         }
         double dg = g13 * mg + u * std::fabs(g), du = g13 * mu + u * std::fabs(up);
+        if (int8_13) {
+          dg = int8Err(absx.data(), gw, h, g13) + u * std::fabs(g);
+          du = int8Err(absx.data(), uw, h, g13) + u * std::fabs(up);
+        }
         double act = actOf(g, gelu);
         a[size_t(i)] = act * up;
         da[size_t(i)] = L * dg * (std::fabs(up) + du) + std::fabs(act) * du +
                         2 * u * std::fabs(a[size_t(i)]);
+        absa[size_t(i)] = std::fabs(a[size_t(i)]) + da[size_t(i)];
       }
       for (int64_t j = 0; j < h; ++j) {
         const float *dw = d2->data() + (ex * h + j) * inter;
@@ -197,7 +232,8 @@ void checkMoe(const Module &m, const std::string &fn, int64_t tokens, const std:
           prop += std::fabs(double(dw[i])) * da[size_t(i)];
         }
         yx[size_t(j)] += wt * oj;
-        dy[size_t(j)] += wt * (prop + g2 * mo + u * std::fabs(oj));
+        double kern = int8_2 ? int8Err(absa.data(), dw, inter, g2) : g2 * mo;
+        dy[size_t(j)] += wt * (prop + kern + u * std::fabs(oj));
       }
     }
     for (int64_t j = 0; j < h; ++j) {
@@ -233,8 +269,18 @@ void runCase(const MoeCase &c) {
   for (const auto &op : m->lookupFunction("moe")->ops())
     lowered |= op->name() == "cpu.moe";
   ASSERT_TRUE(lowered) << "lower-cpu did not produce a cpu.moe";
-  for (int64_t t : {1, 3, 16, 128, 513})
-    checkMoe(*m, "moe", t, "w13", "", "w2", c.topK, true, false);
+  // Layouts with an int8-activation kernel run both ways (f32, then int8 where the host has it).
+  const bool int8 = codegen::specForWeight(*m->lookupWeight("w13")).spec->int8Capable() &&
+                    codegen::hostHasInt8Dot();
+  for (codegen::Activations a : {codegen::Activations::F32, codegen::Activations::Int8}) {
+    if (a == codegen::Activations::Int8 && !int8)
+      continue;
+    codegen::setActivationOverride(a);
+    SCOPED_TRACE(a == codegen::Activations::Int8 ? "int8 activations" : "f32 activations");
+    for (int64_t t : {1, 3, 16, 128, 513})
+      checkMoe(*m, "moe", t, "w13", "", "w2", c.topK, true, false);
+  }
+  codegen::setActivationOverride(std::nullopt);
 }
 
 auto gguf(const std::string &type) {
@@ -295,12 +341,9 @@ TEST(CodegenMoe, UnfusedGelu) {
 TEST(CodegenMoe, RoutingMatchesReferenceTies) {
   // Equal logits: ties go to the lower expert index; renormalized weights sum to 1.
   std::vector<float> l = {0.5f, 1.f, 1.f, 1.f, -2.f, 1.f};
-  codegen::MoeConfig cfg;
-  cfg.topK = 3;
-  cfg.renormalize = true;
-  std::vector<int64_t> ex;
-  std::vector<double> w;
-  codegen::routeTokens(l.data(), 1, 6, cfg, ex, w);
+  MoeRoutes r = routeTopK(l.data(), 1, 6, 3, /*renormalize=*/true);
+  const std::vector<int64_t> &ex = r.expert;
+  const std::vector<double> &w = r.weight;
   EXPECT_EQ(ex, (std::vector<int64_t>{1, 2, 3}));
   EXPECT_NEAR(w[0] + w[1] + w[2], 1.0, 1e-15);
   EXPECT_EQ(w[0], w[1]);
