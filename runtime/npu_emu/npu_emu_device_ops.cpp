@@ -23,7 +23,7 @@ AntiquantWeight antiquantWeight(const DeviceWeight &dw) {
   std::vector<int64_t> s = w.logicalShape();
   const size_t lead = w.experts() > 0 ? 1 : 0;
   AntiquantWeight a;
-  a.layout = CodeLayout::Int4InInt32;
+  a.layout = w.quantType().mnemonic() == "npu_w8" ? CodeLayout::Int8 : CodeLayout::Int4InInt32;
   a.experts = std::max<int64_t>(1, w.experts());
   a.n = s[lead];
   a.k = s[lead + 1];

@@ -42,12 +42,13 @@ std::string checkPartSizes(const Weight &w, const DeviceWeight &dw) {
   const int64_t e = std::max<int64_t>(1, w.experts());
   const size_t lead = w.experts() > 0 ? 1 : 0;
   const int64_t n = s[lead], k = s[lead + 1];
-  if (mn == "npu_w4") {
+  if (mn == "npu_w4" || mn == "npu_w8") {
     const int64_t g = w.quantType().intParam("group"), groups = g == -1 ? 1 : k / g;
     const DevicePart *scale = dw.part("antiquant_scale");
     const uint64_t params =
         uint64_t(e * groups * n) * (scale ? elemKindBytes(scale->type.elem) : 0);
-    for (std::string m : {expect("weight", uint64_t(e * k * n / 2)),
+    const uint64_t codeBytes = mn == "npu_w4" ? uint64_t(e * k * n / 2) : uint64_t(e * k * n);
+    for (std::string m : {expect("weight", codeBytes),
                           expect("antiquant_scale", params), expect("antiquant_offset", params)})
       if (!m.empty())
         return m;

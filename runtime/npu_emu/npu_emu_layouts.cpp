@@ -19,11 +19,23 @@ llvm::Error expectType(const Operation &op, const Weight &w, const std::string &
                          layout + "); lower the module with lower-npu (npu-layout-rewrite) first");
 }
 
-const char *kW4Layout =
-    "int4 in int32 [K, N/8], natural column order, two's complement, FORMATS.md §5.1";
+const char *kAntiquantLayouts =
+    "!npu_w4: int4 in int32 [K, N/8], natural column order, two's complement; !npu_w8: int8 "
+    "[K, N]; FORMATS.md §5.1";
 const char *kW8Layout = "int8 [K, N] with f32 per-channel scales, FORMATS.md §5.4";
 
-/// The parts an !npu_w4 weight must have for the antiquant kernel.
+/// An antiquant weight (!npu_w4 or !npu_w8), or an error naming what the device needs.
+llvm::Error expectAntiquant(const Operation &op, const Weight &w, const std::string &role) {
+  if (!w.isDense() &&
+      (w.quantType().mnemonic() == "npu_w4" || w.quantType().mnemonic() == "npu_w8"))
+    return llvm::Error::success();
+  return opError(op, "npu-emu: " + role + " @" + w.name() + " is " + typeOf(w) +
+                         ", a layout the device cannot execute: this op takes " +
+                         kAntiquantLayouts +
+                         "; lower the module with lower-npu (npu-layout-rewrite) first");
+}
+
+/// The parts an !npu_w4 / !npu_w8 weight must have for the antiquant kernel.
 llvm::Error checkW4Parts(const Operation &op, const Weight &w, bool stacked) {
   if (stacked != (w.experts() > 0))
     return opError(op, "npu-emu: weight @" + w.name() + " is " + typeOf(w) +
@@ -31,9 +43,10 @@ llvm::Error checkW4Parts(const Operation &op, const Weight &w, bool stacked) {
                                     : ", an expert stack; only npu.fused_experts takes one"));
   const WeightPart *codes = w.part("weight"), *scale = w.part("antiquant_scale"),
                    *offset = w.part("antiquant_offset");
-  if (!codes || codes->type.elem != ElemKind::I32)
-    return opError(op, "npu-emu: weight @" + w.name() + " needs an i32 'weight' part (" +
-                           kW4Layout + ")");
+  const bool int8 = w.quantType().mnemonic() == "npu_w8";
+  if (!codes || codes->type.elem != (int8 ? ElemKind::I8 : ElemKind::I32))
+    return opError(op, "npu-emu: weight @" + w.name() + " needs an " + (int8 ? "i8" : "i32") +
+                           " 'weight' part (" + kAntiquantLayouts + ")");
   if (!scale || !isFloat(scale->type.elem))
     return opError(op, "npu-emu: weight @" + w.name() +
                            " needs a floating-point 'antiquant_scale' part");
@@ -79,7 +92,7 @@ llvm::Error checkDeviceOp(const Module &m, const Operation &op) {
     return checkDense(op, *ws[i], "bias");
   };
   if (name == "npu.weight_quant_batchmatmul") {
-    if (auto e = expectType(op, *ws[0], "npu_w4", "weight", kW4Layout))
+    if (auto e = expectAntiquant(op, *ws[0], "weight"))
       return e;
     if (auto e = checkW4Parts(op, *ws[0], false))
       return e;
@@ -87,7 +100,7 @@ llvm::Error checkDeviceOp(const Module &m, const Operation &op) {
   }
   if (name == "npu.fused_experts") {
     for (size_t i = 0; i < 2; ++i) {
-      if (auto e = expectType(op, *ws[i], "npu_w4", i ? "w2" : "w13", kW4Layout))
+      if (auto e = expectAntiquant(op, *ws[i], i ? "w2" : "w13"))
         return e;
       if (auto e = checkW4Parts(op, *ws[i], true))
         return e;

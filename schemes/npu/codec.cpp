@@ -78,6 +78,51 @@ void antiquant(std::span<const uint32_t> weight, std::span<const float> scale,
   }
 }
 
+void antiquantInt8(std::span<const int8_t> weight, std::span<const float> scale,
+                   std::span<const float> offset, int64_t K, int64_t N, int64_t G,
+                   std::span<float> out) {
+  assert(int64_t(weight.size()) == K * N && int64_t(scale.size()) == K / G * N);
+  assert(offset.empty() || offset.size() == scale.size());
+  assert(int64_t(out.size()) == N * K);
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t n = 0; n < N; ++n) {
+      size_t gi = size_t((k / G) * N + n);
+      float w = float(weight[size_t(k * N + n)]);
+      float sum = offset.empty() ? w : w + offset[gi]; // exact: integers below 2^24
+      out[size_t(n * K + k)] = sum * scale[gi];
+    }
+}
+
+std::vector<uint32_t> packInt4(std::span<const int8_t> codes, int64_t rows, int64_t N) {
+  assert(N % 8 == 0 && int64_t(codes.size()) == rows * N);
+  std::vector<uint32_t> out(size_t(rows * N / 8), 0);
+  for (size_t i = 0; i < codes.size(); ++i)
+    out[i / 8] |= (uint32_t(codes[i]) & 0xFu) << (4 * (i % 8));
+  return out;
+}
+
+std::vector<int8_t> unpackInt4(std::span<const uint32_t> words, int64_t rows, int64_t N) {
+  assert(int64_t(words.size()) == rows * N / 8);
+  std::vector<int8_t> out(size_t(rows * N));
+  for (size_t i = 0; i < out.size(); ++i)
+    out[i] = int8_t(int4At(words[i / 8], int(i % 8)));
+  return out;
+}
+
+std::optional<std::string> validateW8(int64_t K, int64_t N, int64_t G) {
+  if (K <= 0 || N <= 0)
+    return "shape must be [N, K] with positive dims, got N = " + std::to_string(N) +
+           ", K = " + std::to_string(K);
+  if (G != -1 && G <= 0)
+    return "group = " + std::to_string(G) +
+           " is invalid: use a positive group size or -1 for one group per column (per-channel)";
+  int64_t g = G == -1 ? K : G;
+  if (K % g)
+    return "K = " + std::to_string(K) + " is not a multiple of group = " + std::to_string(g) +
+           " (antiquant_scale has one row per group of K)";
+  return std::nullopt;
+}
+
 std::optional<std::string> validateW4(int64_t K, int64_t N, int64_t G) {
   if (K <= 0 || N <= 0)
     return "shape must be [N, K] with positive dims, got N = " + std::to_string(N) +

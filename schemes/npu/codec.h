@@ -63,6 +63,21 @@ void antiquant(std::span<const uint32_t> weight, std::span<const float> scale,
                std::span<const float> offset, int64_t K, int64_t N, int64_t G,
                std::span<float> out);
 
+/// Reference antiquant of one NPU int8 weight [K, N] to f32 [N, K], same formula as antiquant().
+void antiquantInt8(std::span<const int8_t> weight, std::span<const float> scale,
+                   std::span<const float> offset, int64_t K, int64_t N, int64_t G,
+                   std::span<float> out);
+
+/// Signed int4 codes [rows, N] (each in [−8, 7]) → NPU words [rows, N/8] (element 8i+j in nibble j,
+/// two's complement; what npu_convert_weight_to_int4pack produces). N % 8 == 0.
+std::vector<uint32_t> packInt4(std::span<const int8_t> codes, int64_t rows, int64_t N);
+/// Inverse of packInt4.
+std::vector<int8_t> unpackInt4(std::span<const uint32_t> words, int64_t rows, int64_t N);
+
+/// Shape relations of !npu_w8: K, N positive, G positive or -1 (= K), K % G == 0 (int8 needs no
+/// packing along N).
+std::optional<std::string> validateW8(int64_t K, int64_t N, int64_t G);
+
 /// Shape relations of !npu_w4: K, N positive, N % 8 == 0 (8 int4 per int32 along N), G positive
 /// or -1 (= K, per-channel), K % G == 0.
 std::optional<std::string> validateW4(int64_t K, int64_t N, int64_t G);

@@ -25,8 +25,9 @@ std::string str(int64_t v) { return std::to_string(v); }
 std::string checkW4PartTypes(const Weight &w) {
   const WeightPart *s = w.part("antiquant_scale"), *o = w.part("antiquant_offset");
   if (s && o && s->type.elem != o->type.elem)
-    return "!npu_w4 weight @" + w.name() + " has antiquant_offset " + o->type.str() +
-           " but antiquant_scale " + s->type.str() + "; both must have the same element type";
+    return "!" + w.quantType().mnemonic() + " weight @" + w.name() + " has antiquant_offset " +
+           o->type.str() + " but antiquant_scale " + s->type.str() +
+           "; both must have the same element type";
   return "";
 }
 
@@ -42,13 +43,21 @@ std::string checkBias(const InferInput &in, unsigned i, int64_t n, const std::st
   return "";
 }
 
+/// The weight of an antiquant matmul: int4-in-int32 (!npu_w4) or int8 (!npu_w8), §5.1.
+std::string expectAntiquantType(const Weight &w, const std::string &op, const std::string &role) {
+  if (isNpuAntiquantType(w))
+    return "";
+  return op + " " + role + " @" + w.name() + " must be !npu_w4 or !npu_w8, got " +
+         weightSymbolTypeStr(w.type()) + " (npu-layout-rewrite converts checkpoint layouts)";
+}
+
 Types inferWeightQuantBatchMatmul(const InferInput &in, std::string &error) {
   const std::string op = "npu.weight_quant_batchmatmul";
   const TensorType &x = operandType(in, 0);
   if (!isFloat(x.elem) || x.rank() < 1)
     return fail(error, op + " input must be a floating-point tensor of rank >= 1, got " + x.str());
   const Weight *w = in.weight(0);
-  if (std::string e = expectWeightType(*w, "npu_w4", op, "weight"); !e.empty())
+  if (std::string e = expectAntiquantType(*w, op, "weight"); !e.empty())
     return fail(error, e);
   if (w->experts())
     return fail(error, op + " weight @" + w->name() + " is an expert stack; use npu.fused_experts");
@@ -95,7 +104,7 @@ Types inferFusedExperts(const InferInput &in, std::string &error) {
                            " must both be [T, k] with T = " + str(x.dims[0]));
   const Weight *w13 = in.weight(0), *w2 = in.weight(1);
   for (auto [w, role] : {std::pair{w13, "w13"}, std::pair{w2, "w2"}}) {
-    if (std::string e = expectWeightType(*w, "npu_w4", op, role); !e.empty())
+    if (std::string e = expectAntiquantType(*w, op, role); !e.empty())
       return fail(error, e);
     if (w->experts() <= 0)
       return fail(error, op + " " + role + " @" + w->name() +
@@ -168,6 +177,11 @@ Types inferQuantMatmul(const InferInput &in, std::string &error) {
 
 } // namespace
 
+bool isNpuAntiquantType(const Weight &w) {
+  return !w.isDense() &&
+         (w.quantType().mnemonic() == "npu_w4" || w.quantType().mnemonic() == "npu_w8");
+}
+
 std::string expectWeightType(const Weight &w, const std::string &mnemonic, const std::string &op,
                              const std::string &role) {
   if (!w.isDense() && w.quantType().mnemonic() == mnemonic)
@@ -184,7 +198,7 @@ void registerNpuOps() {
       OpDef d;
       d.name = "npu.weight_quant_batchmatmul";
       d.summary = "torch_npu.npu_weight_quant_batchmatmul: y = x @ ((w + antiquant_offset) * "
-                  "antiquant_scale) (+ bias), int4-in-int32 weight";
+                  "antiquant_scale) (+ bias), int4-in-int32 (!npu_w4) or int8 (!npu_w8) weight";
       d.syntax = "%y = npu.weight_quant_batchmatmul %x, @w [, @bias] : tensor<...xN>";
       d.minOperands = d.maxOperands = 1;
       d.minSymbols = 1;
@@ -212,7 +226,8 @@ void registerNpuOps() {
     {
       OpDef d;
       d.name = "npu.fused_experts";
-      d.summary = "sglang npu_fused_experts (W4A16): init_routing, grouped matmul w13 (antiquant), "
+      d.summary = "sglang npu_fused_experts (W4A16 / W8A16, !npu_w4 or !npu_w8 stacks): "
+                  "init_routing, grouped matmul w13 (antiquant), "
                   "swiglu, grouped matmul w2, finalize_routing";
       d.syntax = "%y = npu.fused_experts %x, %topk_weights, %topk_ids, @w13, @w2 : tensor<TxH>";
       d.minOperands = d.maxOperands = 3;

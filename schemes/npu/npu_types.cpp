@@ -1,7 +1,8 @@
 // The Ascend NPU weight types (FORMATS.md §5.1): what npu_weight_quant_batchmatmul and
 // npu_quant_matmul take after the loaders' process_weights_after_loading. They are distinct from
-// the checkpoint types (!awq, !w8a8) on purpose: a word in AWQ nibble order can only be an !awq
-// part, a natural-order two's-complement int4 word only an !npu_w4 part, and the npu.* ops accept
+// the checkpoint types (!awq, !gptq, !ct_wna16, !w8a8) on purpose: a word in AWQ nibble order can
+// only be an !awq part, a natural-order two's-complement int4 word only an !npu_w4 part, a signed
+// int8 [K, N] code only an !npu_w8 part, and the npu.* ops accept
 // only !npu_* weights — so a pipeline that feeds checkpoint bits to a device op does not verify.
 #include "schemes/npu/npu_internal.h"
 
@@ -55,6 +56,41 @@ std::string dequantizeW4(const WeightType &t, const PartBytesMap &parts, float *
   std::vector<uint32_t> w = parts::words<uint32_t>(*parts::find(parts, "weight"));
   std::vector<float> s = parts::decodeFloats(*parts::find(parts, "antiquant_scale"), scaleElem);
   npu::antiquant(w, s, offset, d.k, d.n, d.g, std::span<float>(out, size_t(d.n * d.k)));
+  return "";
+}
+
+std::string verifyW8Antiquant(const WeightType &t) {
+  std::vector<int64_t> s = t.intArrayParam("shape");
+  if (s.size() != 2 || s[0] <= 0 || s[1] <= 0)
+    return "shape must be [N, K] with positive dims, got " + dimsStr(s);
+  if (auto e = npu::validateW8(s[1], s[0], t.intParam("group")))
+    return *e;
+  return "";
+}
+
+/// !npu_w8: W[n][k] = (weight[k][n] + offset[k/G][n]) * scale[k/G][n], weight int8 [K, N].
+std::string dequantizeW8Antiquant(const WeightType &t, const PartBytesMap &parts, float *out) {
+  W4Dims d = w4Dims(t);
+  int64_t groups = d.k / d.g;
+  ElemKind scaleElem = parts::hookFloatElem(parts, "antiquant_scale", groups * d.n);
+  for (std::string e : {parts::checkSize(parts, "weight", d.k * d.n, 1),
+                        parts::checkFloatPart(parts, "antiquant_scale", groups * d.n, scaleElem)})
+    if (!e.empty())
+      return e;
+  std::vector<float> offset;
+  if (auto it = parts.find("antiquant_offset"); it != parts.end()) {
+    if (it->second.elem != scaleElem)
+      return "antiquant_offset is " + elemKindName(it->second.elem).str() +
+             " but antiquant_scale is " + elemKindName(scaleElem).str() +
+             " (torch_npu takes both in the activation dtype)";
+    if (auto e = parts::checkFloatPart(parts, "antiquant_offset", groups * d.n, scaleElem);
+        !e.empty())
+      return e;
+    offset = parts::decodeFloats(it->second.bytes, scaleElem);
+  }
+  std::vector<int8_t> w = parts::words<int8_t>(*parts::find(parts, "weight"));
+  std::vector<float> s = parts::decodeFloats(*parts::find(parts, "antiquant_scale"), scaleElem);
+  npu::antiquantInt8(w, s, offset, d.k, d.n, d.g, std::span<float>(out, size_t(d.n * d.k)));
   return "";
 }
 
@@ -116,6 +152,33 @@ void registerNpuTypes() {
       };
     };
     def.dequantize = dequantizeW4;
+    WeightTypeRegistry::get().add(std::move(def));
+  }
+  {
+    WeightTypeDef def;
+    def.mnemonic = "npu_w8";
+    def.summary = "Ascend W8A16 (npu_weight_quant_batchmatmul with an int8 weight): int8 [K, N], "
+                  "W = (w + antiquant_offset) * antiquant_scale";
+    def.params = {
+        {"group",
+         AttrKind::Int,
+         std::nullopt,
+         {},
+         "antiquant group size along K; -1 = per-channel"},
+        {"shape", AttrKind::IntArray, std::nullopt, {}, "[N, K] = [out_features, in_features]"},
+    };
+    def.verify = verifyW8Antiquant;
+    def.logicalShape = [](const WeightType &t) { return t.intArrayParam("shape"); };
+    def.parts = [](const WeightType &t) {
+      W4Dims d = w4Dims(t);
+      std::vector<ElemKind> floats = {ElemKind::F16, ElemKind::BF16, ElemKind::F32};
+      return std::vector<PartSpec>{
+          {"weight", {ElemKind::I8}, {d.k, d.n}, false, 1, 1},
+          {"antiquant_scale", floats, {d.k / d.g, d.n}, false, 1, 1},
+          {"antiquant_offset", floats, {d.k / d.g, d.n}, true, 1, 1},
+      };
+    };
+    def.dequantize = dequantizeW8Antiquant;
     WeightTypeRegistry::get().add(std::move(def));
   }
   {

@@ -328,8 +328,9 @@ func @f(%x: tensor<1x8xf16>) -> tensor<1x8xf16> {
   std::string errs;
   auto m = parse(text, sm, &errs);
   EXPECT_FALSE(m);
-  EXPECT_NE(errs.find("npu.weight_quant_batchmatmul weight @w must be !npu_w4, got !awq"),
-            std::string::npos)
+  EXPECT_NE(
+      errs.find("npu.weight_quant_batchmatmul weight @w must be !npu_w4 or !npu_w8, got !awq"),
+      std::string::npos)
       << errs;
 }
 

@@ -245,9 +245,9 @@ TEST(NpuEmuDevice, RejectsCheckpointLayoutOnDeviceOp) {
   EXPECT_EQ(llvm::toString(ex.takeError()),
             op.loc().str() +
                 ": 'npu.weight_quant_batchmatmul' npu-emu: weight @w is !awq<group = 32, shape = "
-                "[16, 64]>, a layout the device cannot execute: this op takes !npu_w4 (int4 in "
-                "int32 [K, N/8], natural column order, two's complement, FORMATS.md §5.1); lower "
-                "the module with lower-npu (npu-layout-rewrite) first");
+                "[16, 64]>, a layout the device cannot execute: this op takes !npu_w4: int4 in "
+                "int32 [K, N/8], natural column order, two's complement; !npu_w8: int8 [K, N]; "
+                "FORMATS.md §5.1; lower the module with lower-npu (npu-layout-rewrite) first");
 }
 
 // Ops of another target (lower-cpu's cpu.qmatmul) are not device ops.

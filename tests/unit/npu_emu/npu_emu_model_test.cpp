@@ -177,15 +177,58 @@ INSTANTIATE_TEST_SUITE_P(
                        "--scheme awq --group 32 --hidden 64 --intermediate 128 --seed 1",
                        1e-5,
                        {"npu.weight_quant_batchmatmul", "silu", "mul", "embedding"}},
+        // GPTQ / CT / 8-bit AWQ are rewritten on their bits (!npu_w4 / !npu_w8): the antiquant is
+        // the checkpoint's dequantization exactly, so the device differs from the checkpoint's
+        // reference only by its f32 accumulation order (and routing weights in f32 for MoE).
         CheckpointCase{"gptq_dense",
                        "--scheme gptq --bits 4 --group 32 --hidden 64 --intermediate 96 --seed 2",
-                       4e-3,
-                       {"linear"}},
+                       1e-5,
+                       {"npu.weight_quant_batchmatmul"}},
+        CheckpointCase{"gptq8_asym_v1",
+                       "--scheme gptq --bits 8 --asym --group 32 --hidden 64 --intermediate 64 "
+                       "--seed 6",
+                       1e-5,
+                       {"npu.weight_quant_batchmatmul"}},
+        CheckpointCase{"gptq4_asym_v2_moe",
+                       "--scheme gptq --bits 4 --asym --format v2 --group 32 --moe 4 --hidden 64 "
+                       "--intermediate 64 --seed 7",
+                       1e-5,
+                       {"npu.moe_gating_topk", "npu.fused_experts"}},
         CheckpointCase{"ct_asym",
                        "--scheme ct --bits 4 --group 32 --asym --hidden 64 --intermediate 64 "
                        "--seed 3",
+                       1e-5,
+                       {"npu.weight_quant_batchmatmul"}},
+        CheckpointCase{"ct8_channel",
+                       "--scheme ct --bits 8 --group -1 --hidden 64 --intermediate 64 --seed 8",
+                       1e-5,
+                       {"npu.weight_quant_batchmatmul"}},
+        CheckpointCase{"ct8_asym_moe",
+                       "--scheme ct --bits 8 --asym --group 32 --moe 4 --hidden 64 "
+                       "--intermediate 64 --seed 9",
+                       1e-5,
+                       {"npu.moe_gating_topk", "npu.fused_experts"}},
+        CheckpointCase{"awq8_dense",
+                       "--scheme awq --bits 8 --group 32 --hidden 64 --intermediate 64 --seed 10",
+                       1e-5,
+                       {"npu.weight_quant_batchmatmul"}},
+        CheckpointCase{"awq8_moe",
+                       "--scheme awq --bits 8 --group 32 --moe 4 --hidden 64 --intermediate 64 "
+                       "--seed 11",
+                       1e-5,
+                       {"npu.moe_gating_topk", "npu.fused_experts"}},
+        // Act-order GPTQ and 3-bit GPTQ have no exact antiquant form: lower-npu pre-dequantizes
+        // them to f16 (relative error ~2^-11 per weight, ~4e-3 bound on the outputs).
+        CheckpointCase{"gptq_act_order",
+                       "--scheme gptq --bits 4 --desc-act --group 32 --hidden 64 "
+                       "--intermediate 64 --seed 12",
                        4e-3,
                        {"linear"}},
+        CheckpointCase{"gptq3_moe",
+                       "--scheme gptq --bits 3 --group 32 --moe 4 --hidden 64 --intermediate 64 "
+                       "--seed 13",
+                       4e-3,
+                       {"moe"}},
         CheckpointCase{"w8a8",
                        "--scheme w8a8 --hidden 64 --intermediate 128 --seed 4",
                        5e-2,

@@ -75,10 +75,12 @@ struct WqbmmCase {
   int64_t m, n, k, g;
   std::string paramElem, xElem;
   bool offsets, bias;
+  int bits = 4; // 4: !npu_w4 (int4 in int32), 8: !npu_w8 (int8)
 };
 void PrintTo(const WqbmmCase &c, std::ostream *os) {
   *os << "M=" << c.m << " N=" << c.n << " K=" << c.k << " G=" << c.g << " params " << c.paramElem
-      << " x " << c.xElem << (c.offsets ? " +offset" : "") << (c.bias ? " +bias" : "");
+      << " x " << c.xElem << (c.offsets ? " +offset" : "") << (c.bias ? " +bias" : "")
+      << " int" << c.bits;
 }
 
 class NpuEmuWeightQuantBatchMatmul : public ::testing::TestWithParam<WqbmmCase> {};
@@ -86,7 +88,8 @@ class NpuEmuWeightQuantBatchMatmul : public ::testing::TestWithParam<WqbmmCase> 
 TEST_P(NpuEmuWeightQuantBatchMatmul, MatchesReference) {
   const WqbmmCase &c = GetParam();
   std::mt19937 rng(uint32_t(c.m * 1000 + c.n * 10 + c.k + c.offsets));
-  std::string text = randomNpuW4Weight(rng, "w", c.n, c.k, c.g, 0, c.paramElem, c.offsets);
+  std::string text =
+      randomNpuAntiquantWeight(c.bits, rng, "w", c.n, c.k, c.g, 0, c.paramElem, c.offsets);
   std::vector<float> bias;
   if (c.bias) {
     bias = randomValues(rng, size_t(c.n));
@@ -123,12 +126,15 @@ INSTANTIATE_TEST_SUITE_P(
                       WqbmmCase{16, 8, 8, -1, "f16", "f32", false, true},    // symmetric
                       WqbmmCase{3, 16, 64, 8, "f32", "f32", false, false},   // symmetric groups
                       WqbmmCase{16, 32, 64, 32, "f16", "f16", true, true},   // f16 activations
-                      WqbmmCase{3, 56, 160, 32, "bf16", "bf16", true, false} // bf16 activations
-                      ));
+                      WqbmmCase{3, 56, 160, 32, "bf16", "bf16", true, false}, // bf16 activations
+                      // !npu_w8: int8 codes [K, N] (N need not be a multiple of 8)
+                      WqbmmCase{3, 24, 128, 32, "f16", "f32", true, true, 8},
+                      WqbmmCase{5, 12, 48, -1, "f32", "f32", false, false, 8},
+                      WqbmmCase{16, 32, 64, 16, "f16", "f16", true, false, 8},
+                      WqbmmCase{3, 20, 96, 32, "bf16", "bf16", false, true, 8}));
 
-// npu_weight_quant_batchmatmul with int8 weights ([K, N] int8 codes, same antiquant): no IR type
-// carries int8 codes to this op yet (!npu_w4 is int4 only), so the kernel is checked directly
-// against the formula y = Σ_k x[k]·(w[k][n] + offset[g][n])·scale[g][n] in f64.
+// npu_weight_quant_batchmatmul with int8 weights ([K, N] int8 codes, same antiquant), the kernel
+// alone (the !npu_w8 op cases above go through the IR) against the formula y = Σ_k x[k]·(w[k][n] + offset[g][n])·scale[g][n] in f64.
 TEST(NpuEmuOps, Int8WeightsPerGroupAndPerChannel) {
   std::mt19937 rng(5);
   for (auto [m, n, k, g] : {std::tuple{3, 24, 64, 16}, std::tuple{1, 16, 40, 40}}) {
@@ -196,11 +202,13 @@ struct FusedCase {
   int64_t t, h, inter, e, topK, g;
   bool renormalize, offsets;
   std::string paramElem, xElem;
+  int bits13 = 4, bits2 = 4; // !npu_w4 or !npu_w8 for w13 and w2
 };
 void PrintTo(const FusedCase &c, std::ostream *os) {
   *os << "T=" << c.t << " H=" << c.h << " I=" << c.inter << " E=" << c.e << " top_k=" << c.topK
       << " G=" << c.g << (c.renormalize ? " renormalize" : "") << (c.offsets ? " +offset" : "")
-      << " params " << c.paramElem << " x " << c.xElem;
+      << " params " << c.paramElem << " x " << c.xElem << " w13 int" << c.bits13 << " w2 int"
+      << c.bits2;
 }
 
 class NpuEmuFusedExperts : public ::testing::TestWithParam<FusedCase> {};
@@ -210,13 +218,14 @@ class NpuEmuFusedExperts : public ::testing::TestWithParam<FusedCase> {};
 // times max |y| for these random weights) and the routing weights' f32 softmax: 5e-6 of max |y|
 // (measured <= 5.1e-7). f16 / bf16 activations: the device also stores gmm1, the swiglu output and
 // gmm2 in that type, as the Ascend ops do (three roundings of u = 2^-11 / 2^-9, amplified by the
-// second matmul's cancellation): 8u = 3.9e-3 / 1.6e-2 (measured 5.7e-4 / 4.8e-3).
+// second matmul's cancellation): 8u = 3.9e-3 / 1.6e-2 (measured 7.9e-4 / 8.0e-3).
 TEST_P(NpuEmuFusedExperts, MatchesReference) {
   const FusedCase &c = GetParam();
   std::mt19937 rng(uint32_t(c.t * 131 + c.h + c.inter * 7 + c.e + c.topK));
   std::string text =
-      randomNpuW4Weight(rng, "w13", 2 * c.inter, c.h, c.g, c.e, c.paramElem, c.offsets) +
-      randomNpuW4Weight(rng, "w2", c.h, c.inter, c.g, c.e, c.paramElem, c.offsets);
+      randomNpuAntiquantWeight(c.bits13, rng, "w13", 2 * c.inter, c.h, c.g, c.e, c.paramElem,
+                               c.offsets) +
+      randomNpuAntiquantWeight(c.bits2, rng, "w2", c.h, c.inter, c.g, c.e, c.paramElem, c.offsets);
   const std::string xt = "tensor<" + str(c.t) + "x" + str(c.h) + "x" + c.xElem + ">";
   text += "func @f(%x: " + xt + ", %l: tensor<" + str(c.t) + "x" + str(c.e) + "xf32>) -> " + xt +
           " {\n  %w, %ids = npu.moe_gating_topk %l {top_k = " + str(c.topK) +
@@ -244,7 +253,11 @@ INSTANTIATE_TEST_SUITE_P(
                       FusedCase{16, 128, 64, 8, 2, 64, false, true, "bf16", "f32"},
                       FusedCase{16, 64, 16, 3, 1, -1, true, false, "f32", "f32"},
                       FusedCase{5, 128, 48, 6, 2, 16, true, true, "f16", "f16"},
-                      FusedCase{4, 64, 32, 4, 2, 32, false, true, "bf16", "bf16"}));
+                      FusedCase{4, 64, 32, 4, 2, 32, false, true, "bf16", "bf16"},
+                      FusedCase{3, 64, 32, 4, 2, 32, true, true, "f16", "f32", 8, 8},
+                      FusedCase{6, 64, 24, 3, 2, -1, false, false, "f32", "f32", 8, 8},
+                      FusedCase{5, 128, 48, 6, 2, 16, true, true, "f16", "f16", 8, 4},
+                      FusedCase{4, 64, 32, 4, 2, 32, false, true, "bf16", "bf16", 4, 8}));
 
 // W8A8: npu.dynamic_quant is bit-identical to the reference (same f32 division and rounding);
 // npu.quant_matmul accumulates the same int32 sums and dequantizes in f32 (two roundings) where

@@ -1,4 +1,4 @@
-// Helpers of the npu-emu tests: !npu_w4 weights written directly (with or without offsets), running
+// Helpers of the npu-emu tests: !npu_w4 / !npu_w8 weights written directly (with or without offsets), running
 // a function on the device and on the reference executor, and error measures.
 #pragma once
 #include <cmath>
@@ -39,6 +39,44 @@ inline std::string randomNpuW4Weight(std::mt19937 &rng, const std::string &name,
     s += ",\n  antiquant_offset = " + t({groups, n}, paramElem) + " = hex\"" +
          hexFloats(off, paramElem) + "\"";
   return s + "\n}\n";
+}
+
+/// A random !npu_w8 weight: any int8 codes [K, N], scales in [0.002, 0.05], offsets (when
+/// `offsets`) integers in [−127, 128] as npu-layout-rewrite writes them (128 − z).
+inline std::string randomNpuW8Weight(std::mt19937 &rng, const std::string &name, int64_t n,
+                                     int64_t k, int64_t g, int64_t experts,
+                                     const std::string &paramElem, bool offsets) {
+  const int64_t groups = g == -1 ? 1 : k / g, e = std::max<int64_t>(experts, 1);
+  std::vector<uint8_t> codes(size_t(e * k * n));
+  for (uint8_t &c : codes)
+    c = uint8_t(rng());
+  std::vector<float> scale = randomValues(rng, size_t(e * groups * n), 0.002f, 0.05f), off;
+  std::uniform_int_distribution<int> od(-127, 128);
+  for (int64_t i = 0; i < e * groups * n; ++i)
+    off.push_back(float(od(rng)));
+  auto t = [&](std::vector<int64_t> d, const std::string &el) {
+    if (experts)
+      d.insert(d.begin(), experts);
+    return "tensor<" + dims(d) + el + ">";
+  };
+  std::string s = "weight @" + name + " : !npu_w8<group = " + std::to_string(g) + ", shape = [" +
+                  std::to_string(n) + ", " + std::to_string(k) + "]" +
+                  (experts ? ", experts = " + std::to_string(experts) : "") + "> {\n" +
+                  "  weight = " + t({k, n}, "i8") + " = hex\"" + hexOf(codes) + "\",\n" +
+                  "  antiquant_scale = " + t({groups, n}, paramElem) + " = hex\"" +
+                  hexFloats(scale, paramElem) + "\"";
+  if (offsets)
+    s += ",\n  antiquant_offset = " + t({groups, n}, paramElem) + " = hex\"" +
+         hexFloats(off, paramElem) + "\"";
+  return s + "\n}\n";
+}
+
+/// !npu_w4 (bits = 4) or !npu_w8 (bits = 8).
+inline std::string randomNpuAntiquantWeight(int bits, std::mt19937 &rng, const std::string &name,
+                                            int64_t n, int64_t k, int64_t g, int64_t experts,
+                                            const std::string &paramElem, bool offsets) {
+  return bits == 8 ? randomNpuW8Weight(rng, name, n, k, g, experts, paramElem, offsets)
+                   : randomNpuW4Weight(rng, name, n, k, g, experts, paramElem, offsets);
 }
 
 /// Runs `fn` on a fresh NpuEmuExecutor; fails the test (and returns nullopt) on an error.
