@@ -5,7 +5,10 @@
 # time. New inputs go to build-fuzz/corpus/<target>/ (the seeds are never written), findings to
 # build-fuzz/artifacts/. Exits non-zero on any finding (crash, sanitizer report, leak, timeout,
 # out-of-memory). QLC_FUZZ_TARGETS narrows the list; QLC_FUZZ_RUNS=N also stops a target after N
-# inputs. The long runs of docs/security.md: QLC_FUZZ_SECONDS=600 QLC_FUZZ_RUNS=1000000.
+# inputs; QLC_FUZZ_ARGS adds libFuzzer flags. The long runs of docs/security.md:
+# QLC_FUZZ_SECONDS=600 QLC_FUZZ_RUNS=1000000.
+# A finding is printed loudly (a FUZZ FINDING banner, the reproducer's path, the command that
+# replays it and, for inputs up to 64 KiB, its bytes in base64, so a CI log alone reproduces it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${QLC_FUZZ_SECONDS:-60}
@@ -20,13 +23,18 @@ cmake --build build-fuzz --target qlc-fuzz-all -j"$(nproc)"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 mkdir -p build-fuzz/artifacts build-fuzz/logs
+# Artifacts newer than this stamp are this run's findings (older ones are kept, not re-reported).
+stamp=build-fuzz/logs/run-start
+touch "$stamp"
 run_one() {
   local t=$1 limit
   mkdir -p "build-fuzz/corpus/$t"
   limit=(-max_total_time="$secs")
   [ -z "${QLC_FUZZ_RUNS:-}" ] || limit+=(-runs="$QLC_FUZZ_RUNS")
   # -timeout: any input taking 10 s is a hang; -rss_limit_mb: 2 GB is an out-of-memory finding.
+  # shellcheck disable=SC2086 # QLC_FUZZ_ARGS: extra libFuzzer flags, split on spaces
   "build-fuzz/bin/qlc-fuzz-$t" "${limit[@]}" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    ${QLC_FUZZ_ARGS:-} \
     -artifact_prefix="build-fuzz/artifacts/$t-" "build-fuzz/corpus/$t" "tests/fuzz/corpus/$t" \
     >"build-fuzz/logs/$t.log" 2>&1
 }
@@ -49,7 +57,19 @@ for t in "${targets[@]}"; do
     failed=$((failed + 1))
     echo "fuzz-smoke: $t FAILED (${execs:-?} execs); the end of build-fuzz/logs/$t.log:"
     tail -60 "$log"
-    ls build-fuzz/artifacts/"$t"-* 2>/dev/null || true
+    found=0
+    while IFS= read -r a; do
+      found=1
+      echo "================================================================================"
+      echo "FUZZ FINDING: target $t: reproducer $PWD/$a ($(stat -c %s "$a") bytes)"
+      echo "  replay: build-fuzz/bin/qlc-fuzz-$t $a"
+      if [ "$(stat -c %s "$a")" -le 65536 ]; then
+        echo "  base64 (decode with: base64 -d > repro):"
+        base64 -w 100 "$a" | sed 's/^/    /'
+      fi
+      echo "================================================================================"
+    done < <(find build-fuzz/artifacts -name "$t-*" -newer "$stamp" -type f | sort)
+    [ "$found" -eq 1 ] || echo "FUZZ FAILURE: target $t failed without writing a reproducer (see the log above)"
   fi
 done
 echo "fuzz-smoke: $passed passed, $failed failed"

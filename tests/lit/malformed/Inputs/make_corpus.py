@@ -3,14 +3,15 @@
 deterministic: running it twice writes the same bytes).
 
     python3 make_corpus.py           # (re)writes Inputs/<case>/... next to this script
-    python3 make_corpus.py --tests   # also (re)writes the lit files ../{gguf,safetensors,config,qir}.test
+    python3 make_corpus.py --tests   # also (re)writes ../{gguf,safetensors,config,qir,scheme}.test
 
 Every case is one small file (or one folder: config.json + a tiny valid model.safetensors) under
 Inputs/<case>/, and one RUN line of the lit file of its format:
 
     not qlc inspect <file> 2>&1 | FileCheck %s --check-prefix=<CASE>
 
-with the exact message expected, which names the file and, where it applies, the tensor or key.
+(scheme cases: `not qlc import <folder>`, or `qlc import` then `not qlc dequant` where the check
+is on tensor data) with the exact message expected, which names the file and, where it applies, the tensor or key.
 The expected messages live in CASES below, next to the bytes that provoke them, so a reader can
 see the input and the diagnostic together. A case whose message qlc does not produce yet stays
 here as it should behave (see docs/security.md).
@@ -348,6 +349,156 @@ CFG_CASES = [
                                   "shard.safetensors": TINY_ST},
      "model.safetensors.index.json", "tensor 'lm_head.weight' is listed in weight_map but missing "
      "from shard "),
+    ("cfg-index-not-json", {"model.safetensors.index.json": '{"weight_map": [}'},
+     "model.safetensors.index.json", "invalid JSON: [1:17, byte=17]: Invalid JSON value"),
+    ("cfg-index-no-weight-map", {"model.safetensors.index.json": json.dumps({"metadata": {}})},
+     "model.safetensors.index.json", "missing 'weight_map' object"),
+    ("cfg-no-model-file", {"config.json": json.dumps({"model_type": "llama"})},
+     "", "no model.safetensors, model.safetensors.index.json or *.safetensors file in this folder"),
+    ("cfg-missing-path", {}, "absent", "no such file or directory"),
+    ("cfg-tensor-in-two-files", {"a.safetensors": TINY_ST, "b.safetensors": TINY_ST},
+     "b.safetensors", "tensor 'model.norm.weight' is also in {{.*}}/Inputs/cfg-tensor-in-two-files/a.safetensors"),
+]
+# Config cases that get no model.safetensors added (their point is the model files they have).
+CFG_OWN_MODEL_FILES = {"cfg-no-model-file"}
+
+# ---------------------------------------------------------------------------------------------
+# Scheme checkpoints: model folders whose container and config.json are valid but whose scheme
+# tensors are not (schemes/*/*_import.cpp: part presence, dtypes, ranks, shapes against the
+# config), and expert stacks the importer cannot form (import/hf_provider.cpp, importer.cpp).
+# g_idx values are tensor data: the import maps, never reads, it, so their range is checked when
+# the weight is read (`qlc dequant`, `qlc run`).
+
+
+def st_tensors(tensors):
+    """A valid safetensors file holding {name: (dtype, shape, bytes)}, tiled in order."""
+    header, blob = {}, b""
+    for name, (dtype, shape, data) in tensors.items():
+        header[name] = ent(dtype, shape, len(blob), len(blob) + len(data))
+        blob += data
+    return st(header, blob)
+
+
+def i32s(values):
+    return struct.pack(f"<{len(values)}i", *values)
+
+
+def f16s(n):
+    return struct.pack("<e", 0.01) * n
+
+
+UP = "model.layers.0.mlp.up_proj"  # N = 32 outputs, K = 64 inputs, groups of 32
+AWQ_CONFIG = {"model_type": "llama",
+              "quantization_config": {"quant_method": "awq", "bits": 4, "group_size": 32,
+                                      "zero_point": True, "version": "gemm"}}
+GPTQ_CONFIG = {"model_type": "llama",
+               "quantization_config": {"quant_method": "gptq", "bits": 4, "group_size": 32,
+                                       "desc_act": True, "sym": False,
+                                       "checkpoint_format": "gptq"}}
+CT_CONFIG = {"model_type": "llama",
+             "quantization_config": {
+                 "quant_method": "compressed-tensors", "format": "pack-quantized",
+                 "config_groups": {"group_0": {"targets": ["Linear"],
+                                               "weights": {"num_bits": 4, "type": "int",
+                                                           "strategy": "group", "group_size": 32,
+                                                           "symmetric": True,
+                                                           "actorder": "group"}}}}}
+AWQ_NOT_CONVERTING_UP = {"model_type": "llama",
+                         "quantization_config": dict(AWQ_CONFIG["quantization_config"],
+                                                     modules_to_not_convert=["up_proj"])}
+GIDX_OK = i32s([k // 32 for k in range(64)])
+GIDX_BAD = i32s([k // 32 for k in range(63)] + [2])  # groups are 0..1
+
+
+def awq_parts(**over):
+    t = {f"{UP}.qweight": ("I32", [64, 4], i32s([0] * 256)),
+         f"{UP}.qzeros": ("I32", [2, 4], i32s([0] * 8)),
+         f"{UP}.scales": ("F16", [2, 32], f16s(64))}
+    t.update({f"{UP}.{k}": v for k, v in over.items()})
+    return {k: v for k, v in t.items() if v is not None}
+
+
+def gptq_parts(**over):
+    t = {f"{UP}.qweight": ("I32", [8, 32], i32s([0] * 256)),
+         f"{UP}.qzeros": ("I32", [2, 4], i32s([0] * 8)),
+         f"{UP}.scales": ("F16", [2, 32], f16s(64)),
+         f"{UP}.g_idx": ("I32", [64], GIDX_OK)}
+    t.update({f"{UP}.{k}": v for k, v in over.items()})
+    return {k: v for k, v in t.items() if v is not None}
+
+
+def ct_parts(**over):
+    t = {f"{UP}.weight_packed": ("I32", [32, 8], i32s([0] * 256)),
+         f"{UP}.weight_scale": ("F16", [32, 2], f16s(64)),
+         f"{UP}.weight_g_idx": ("I32", [64], GIDX_OK),
+         f"{UP}.weight_shape": ("I64", [2], struct.pack("<2q", 32, 64))}
+    t.update({f"{UP}.{k}": v for k, v in over.items()})
+    return {k: v for k, v in t.items() if v is not None}
+
+
+def w8a8_folder(**over):
+    t = {f"{UP}.weight": ("I8", [32, 64], b"\0" * 2048),
+         f"{UP}.weight_scale": ("F32", [32, 1], f32s(32)),
+         f"{UP}.weight_offset": ("F32", [32, 1], b"\0" * 128)}
+    t.update({f"{UP}.{k}": v for k, v in over.items()})
+    return {"config.json": json.dumps({"model_type": "llama"}),
+            "quant_model_description.json": json.dumps({n: "W8A8_DYNAMIC" for n in t}),
+            "model.safetensors": st_tensors(t)}
+
+
+def folder(config, tensors):
+    return {"config.json": json.dumps(config), "model.safetensors": st_tensors(tensors)}
+
+
+def dense_experts(types):
+    """Dense MoE experts model.layers.0.mlp.experts.<e>.up_proj.weight [4, 8] of the given
+    {expert index: dtype}."""
+    size = {"F32": 4, "F16": 2}
+    return folder({"model_type": "llama"},
+                  {f"model.layers.0.mlp.experts.{e}.up_proj.weight": (dt, [4, 8], b"\0" * 32 * size[dt])
+                   for e, dt in types.items()})
+
+
+# name, {file: bytes or text}, command ("import" or "dequant": the weight up_proj is read),
+# expected message after "qlc: error: " (a FileCheck pattern: the file is matched by {{.*}}).
+SCHEME_CASES = [
+    ("scheme-awq-missing-qzeros", folder(AWQ_CONFIG, awq_parts(qzeros=None)), "import",
+     f"{{{{.*}}}}/model.safetensors: tensor '{UP}.qzeros' is missing"),
+    ("scheme-awq-qweight-rank", folder(AWQ_CONFIG, awq_parts(qweight=("I32", [256], i32s([0] * 256)))),
+     "import", f"{{{{.*}}}}/model.safetensors: tensor '{UP}.qweight' has shape [256], expected 2 dims"),
+    ("scheme-awq-scales-columns", folder(AWQ_CONFIG, awq_parts(scales=("F16", [2, 16], f16s(32)))),
+     "import", f"{{{{.*}}}}/model.safetensors: tensor '{UP}.qweight' has shape [64, 4] but scales "
+     "have N = 16 columns, so qweight should be [64, 2] (4-bit codes packed along N)"),
+    ("scheme-gptq-qweight-dtype", folder(GPTQ_CONFIG, gptq_parts(qweight=("F32", [8, 32], f32s(256)))),
+     "import", f"{{{{.*}}}}/model.safetensors: tensor '{UP}.qweight' has dtype F32, expected I32"),
+    ("scheme-gptq-qzeros-shape", folder(GPTQ_CONFIG, gptq_parts(qzeros=("I32", [3, 4], i32s([0] * 12)))),
+     "import", f"{{{{.*}}}}/model.safetensors: tensor '{UP}.qzeros' has shape [3, 4], expected [2, 4] "
+     "(rows = ceil(K/G) = ceil(64/32), columns = N*bits/32) for !gptq<bits = 4, group = 32, "
+     "sym = false, desc_act = true, shape = [32, 64]>"),
+    ("scheme-gptq-g-idx-shape", folder(GPTQ_CONFIG, gptq_parts(g_idx=("I32", [32], GIDX_OK[:128]))),
+     "import", f"{{{{.*}}}}/model.safetensors: tensor '{UP}.g_idx' has shape [32], expected [64] "
+     "(one group index per input row k) for !gptq<bits = 4, group = 32, sym = false, "
+     "desc_act = true, shape = [32, 64]>"),
+    ("scheme-gptq-g-idx-range", folder(GPTQ_CONFIG, gptq_parts(g_idx=("I32", [64], GIDX_BAD))),
+     "dequant", f"weight @{UP}: g_idx[63] = 2 is not a group index (0..1)"),
+    ("scheme-ct-scale-shape", folder(CT_CONFIG, ct_parts(weight_scale=("F16", [32, 3], f16s(96)))),
+     "import", f"{{{{.*}}}}/model.safetensors: tensor '{UP}.weight_scale' has shape [32, 3], expected "
+     "[32, 2] (rows = N, K/G = 64/32 columns) for !ct_wna16<bits = 4, group = 32, actorder = "
+     "group, shape = [32, 64]>"),
+    ("scheme-ct-g-idx-range", folder(CT_CONFIG, ct_parts(weight_g_idx=("I32", [64], GIDX_BAD))),
+     "dequant", f"weight @{UP}: weight_g_idx[63] = 2 is not a group index (0..1)"),
+    ("scheme-w8a8-scale-shape", w8a8_folder(weight_scale=("F32", [32, 2], f32s(64))), "import",
+     f"{{{{.*}}}}/model.safetensors: tensor '{UP}.weight_scale' has shape [32, 2], expected [32, 1] "
+     "(one scale per output row) for !w8a8<shape = [32, 64]>"),
+    # AWQ leaves up_proj unquantized (modules_to_not_convert), but it has only AWQ tensors.
+    ("st-module-without-weight", folder(AWQ_NOT_CONVERTING_UP, awq_parts()), "import",
+     f"{{{{.*}}}}/Inputs/st-module-without-weight: module '{UP}' has no tensor '{UP}.weight'"),
+    ("st-expert-missing", dense_experts({0: "F32", 2: "F32"}), "import",
+     "{{.*}}/Inputs/st-expert-missing: model.layers.0.mlp.experts.up_proj: expert 1 is missing (experts must be numbered "
+     "0..E-1)"),
+    ("st-expert-type-mismatch", dense_experts({0: "F32", 1: "F16"}), "import",
+     "{{.*}}/Inputs/st-expert-type-mismatch: model.layers.0.mlp.experts.up_proj: expert 1 is "
+     "tensor<4x8xf16> but expert 0 is tensor<4x8xf32>"),
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -409,6 +560,7 @@ BUGS = {
 # Commands other than `qlc inspect <file>` (the checkpoint of a .qir is only read on use).
 COMMANDS = {
     "gguf-block-count-huge": "not timeout 10 %qlc inspect {file}",
+    "cfg-missing-path": "not %qlc inspect {file}/absent",
     "qir-missing-tensor": "cd %S/Inputs/qir-missing-tensor && not %qlc dequant model.qir w -o %t.npy",
 }
 
@@ -433,9 +585,12 @@ def all_cases():
                     {f"{name}/model.safetensors": data}, msg))
     for name, files, msgfile, msg in CFG_CASES:
         fs = {f"{name}/{k}": v for k, v in files.items()}
-        if not any(k.endswith(".safetensors") for k in files) and "model.safetensors.index.json" not in files:
+        if (not any(k.endswith(".safetensors") for k in files) and
+                "model.safetensors.index.json" not in files and name not in CFG_OWN_MODEL_FILES):
             fs[f"{name}/model.safetensors"] = TINY_ST
         out.append(("config", name, name, fs, (msgfile, msg)))
+    for name, files, command, msg in SCHEME_CASES:
+        out.append(("scheme", name, name, {f"{name}/{k}": v for k, v in files.items()}, (command, msg)))
     for name, data, msgs in QIR_CASES:
         out.append(("qir", name, f"{name}/model.qir", {f"{name}/model.qir": data}, msgs))
     for name, files, msg in QIR_CKPT_CASES:
@@ -467,6 +622,9 @@ LIT_HEADER = {
     "config": "Malformed model folders: config.json, legacy quantize_config.json, sharded index "
               "(io/quant_config.cpp, io/safetensors.cpp, import/hf_provider.cpp, schemes/*/*_import.cpp)",
     "qir": "Malformed .qir modules given to the qlc driver (ir/parser.cpp, tools/qlc/qlc.cpp)",
+    "scheme": "Scheme checkpoints with bad tensors and expert stacks the importer cannot form "
+              "(schemes/*/*_import.cpp, import/hf_provider.cpp, import/importer.cpp); g_idx "
+              "ranges are checked when the weight is read (qlc dequant)",
 }
 
 
@@ -481,7 +639,12 @@ def check_lines(fmt, name, rel, msg):
         L.append(f"# {prefix}: qlc: error: {msg}")
     elif fmt == "config":
         msgfile, text = msg
-        L.append(f"# {prefix}: qlc: error: {{{{.*}}}}/Inputs/{name}/{msgfile}: {filecheck_escape(text)}")
+        where = f"/Inputs/{name}/{msgfile}" if msgfile else f"/Inputs/{name}"
+        text = text if "{{" in text else filecheck_escape(text)
+        L.append(f"# {prefix}: qlc: error: {{{{.*}}}}{where}: {text}")
+    elif fmt == "scheme":
+        text = msg[1].replace("{{.*}}/model.safetensors", f"{{{{.*}}}}/Inputs/{name}/model.safetensors")
+        L.append(f"# {prefix}: qlc: error: {text}")
     elif "{{" in msg:  # already a FileCheck pattern
         L.append(f"# {prefix}: qlc: error: {{{{.*}}}}/Inputs/{rel}: {msg}")
     else:
@@ -492,14 +655,25 @@ def check_lines(fmt, name, rel, msg):
 
 def run_line(name, rel):
     cmd = COMMANDS.get(name, "not %qlc inspect {file}").format(file=f"%S/Inputs/{rel}")
+    scheme = {c[0]: c[2] for c in SCHEME_CASES}.get(name)
+    if scheme == "import":
+        cmd = f"not %qlc import %S/Inputs/{rel} -o %t.qir"
+    elif scheme == "dequant":
+        # The import succeeds (it does not read tensor data); reading the weight fails.
+        cmd = (f"%qlc import %S/Inputs/{rel} -o %t.qir && "
+               f"not %qlc dequant %S/Inputs/{rel} {UP} -o %t.npy")
     return f"# RUN: {cmd} 2>&1 | FileCheck %s --check-prefix={name.upper()}"
+
+
+GENERATED_MARK = "Generated by Inputs/make_corpus.py --tests"
 
 
 def write_tests(cases):
     testdir = os.path.dirname(HERE)
-    for f in os.listdir(testdir):
-        if f.endswith(".test"):
-            os.remove(os.path.join(testdir, f))
+    for f in os.listdir(testdir):  # only the files this script wrote (not e.g. security-doc.test)
+        path = os.path.join(testdir, f)
+        if f.endswith(".test") and GENERATED_MARK in open(path).read():
+            os.remove(path)
     by = {}
     for c in cases:
         fmt = "qir" if c[0] == "qir-checkpoint" else c[0]
@@ -510,7 +684,7 @@ def write_tests(cases):
         fmt0 = cs[0][0]
         head = LIT_HEADER["qir" if fmt0 == "qir-checkpoint" else fmt0]
         L = [f"# {head}.",
-             "# Generated by Inputs/make_corpus.py --tests; edit the CASES there, not this file.",
+             f"# {GENERATED_MARK}; edit the CASES there, not this file.",
              "# Every input must make qlc exit non-zero with a message naming the file",
              "# (and the tensor or key where it applies); none may crash."]
         if key.startswith("bug-"):
