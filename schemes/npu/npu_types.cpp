@@ -34,27 +34,34 @@ std::string verifyW4(const WeightType &t) {
   return "";
 }
 
-std::string dequantizeW4(const WeightType &t, const PartBytesMap &parts, float *out) {
-  W4Dims d = w4Dims(t);
-  int64_t groups = d.k / d.g;
-  ElemKind scaleElem = parts::hookFloatElem(parts, "antiquant_scale", groups * d.n);
-  for (std::string e : {parts::checkSize(parts, "weight", d.k * d.n / 8, 4),
-                        parts::checkFloatPart(parts, "antiquant_scale", groups * d.n, scaleElem)})
-    if (!e.empty())
-      return e;
-  std::vector<float> offset;
+/// The antiquant_scale and optional antiquant_offset ([K/G, N] each) of !npu_w4 and !npu_w8,
+/// checked and decoded to f32.
+std::string antiquantParams(const PartBytesMap &parts, int64_t count, std::vector<float> &scale,
+                            std::vector<float> &offset) {
+  ElemKind scaleElem = parts::hookFloatElem(parts, "antiquant_scale", count);
+  if (auto e = parts::checkFloatPart(parts, "antiquant_scale", count, scaleElem); !e.empty())
+    return e;
   if (auto it = parts.find("antiquant_offset"); it != parts.end()) {
     if (it->second.elem != scaleElem)
       return "antiquant_offset is " + elemKindName(it->second.elem).str() +
              " but antiquant_scale is " + elemKindName(scaleElem).str() +
              " (torch_npu takes both in the activation dtype)";
-    if (auto e = parts::checkFloatPart(parts, "antiquant_offset", groups * d.n, scaleElem);
-        !e.empty())
+    if (auto e = parts::checkFloatPart(parts, "antiquant_offset", count, scaleElem); !e.empty())
       return e;
     offset = parts::decodeFloats(it->second.bytes, scaleElem);
   }
+  scale = parts::decodeFloats(*parts::find(parts, "antiquant_scale"), scaleElem);
+  return "";
+}
+
+std::string dequantizeW4(const WeightType &t, const PartBytesMap &parts, float *out) {
+  W4Dims d = w4Dims(t);
+  std::vector<float> s, offset;
+  if (auto e = parts::checkSize(parts, "weight", d.k * d.n / 8, 4); !e.empty())
+    return e;
+  if (auto e = antiquantParams(parts, d.k / d.g * d.n, s, offset); !e.empty())
+    return e;
   std::vector<uint32_t> w = parts::words<uint32_t>(*parts::find(parts, "weight"));
-  std::vector<float> s = parts::decodeFloats(*parts::find(parts, "antiquant_scale"), scaleElem);
   npu::antiquant(w, s, offset, d.k, d.n, d.g, std::span<float>(out, size_t(d.n * d.k)));
   return "";
 }
@@ -71,25 +78,12 @@ std::string verifyW8Antiquant(const WeightType &t) {
 /// !npu_w8: W[n][k] = (weight[k][n] + offset[k/G][n]) * scale[k/G][n], weight int8 [K, N].
 std::string dequantizeW8Antiquant(const WeightType &t, const PartBytesMap &parts, float *out) {
   W4Dims d = w4Dims(t);
-  int64_t groups = d.k / d.g;
-  ElemKind scaleElem = parts::hookFloatElem(parts, "antiquant_scale", groups * d.n);
-  for (std::string e : {parts::checkSize(parts, "weight", d.k * d.n, 1),
-                        parts::checkFloatPart(parts, "antiquant_scale", groups * d.n, scaleElem)})
-    if (!e.empty())
-      return e;
-  std::vector<float> offset;
-  if (auto it = parts.find("antiquant_offset"); it != parts.end()) {
-    if (it->second.elem != scaleElem)
-      return "antiquant_offset is " + elemKindName(it->second.elem).str() +
-             " but antiquant_scale is " + elemKindName(scaleElem).str() +
-             " (torch_npu takes both in the activation dtype)";
-    if (auto e = parts::checkFloatPart(parts, "antiquant_offset", groups * d.n, scaleElem);
-        !e.empty())
-      return e;
-    offset = parts::decodeFloats(it->second.bytes, scaleElem);
-  }
+  std::vector<float> s, offset;
+  if (auto e = parts::checkSize(parts, "weight", d.k * d.n, 1); !e.empty())
+    return e;
+  if (auto e = antiquantParams(parts, d.k / d.g * d.n, s, offset); !e.empty())
+    return e;
   std::vector<int8_t> w = parts::words<int8_t>(*parts::find(parts, "weight"));
-  std::vector<float> s = parts::decodeFloats(*parts::find(parts, "antiquant_scale"), scaleElem);
   npu::antiquantInt8(w, s, offset, d.k, d.n, d.g, std::span<float>(out, size_t(d.n * d.k)));
   return "";
 }
