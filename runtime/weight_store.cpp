@@ -127,6 +127,29 @@ llvm::Expected<PartBytes> resolvePart(const Weight &w, const WeightPart &p,
   return out;
 }
 
+/// "<checkpoint>: tensor '<name>': " when a dequantizer's message starts with the name of a part
+/// read from the checkpoint (e.g. "g_idx[63] = 2 is not a group index"), so that the error names
+/// the file and tensor holding the bad value; "" otherwise.
+static std::string checkpointTensorOf(const Weight &w, const std::string &msg, int64_t expert,
+                                      const WeightStore *store) {
+  if (!store)
+    return "";
+  for (const WeightPart &p : w.parts()) {
+    if (p.sources.empty() || msg.compare(0, p.name.size(), p.name) != 0 ||
+        (msg.size() > p.name.size() && msg[p.name.size()] != '[' && msg[p.name.size()] != ' '))
+      continue;
+    // Stacked parts take one checkpoint tensor per expert.
+    const std::string &src =
+        p.sources.size() > 1 && size_t(expert) < p.sources.size() ? p.sources[size_t(expert)]
+                                                                  : p.sources.front();
+    std::string file = store->path();
+    if (store->safetensors() && !store->safetensors()->fileOf(src).empty())
+      file = store->safetensors()->fileOf(src).str();
+    return file + ": tensor '" + src + "': ";
+  }
+  return "";
+}
+
 llvm::Expected<std::vector<float>> dequantizeWeight(const Weight &w, const WeightStore *store) {
   if (w.isDense()) {
     if (w.parts().size() != 1)
@@ -166,8 +189,8 @@ llvm::Expected<std::vector<float>> dequantizeWeight(const Weight &w, const Weigh
     }
     std::string msg = qt.def->dequantize(qt, slice, out.data() + e * perExpert);
     if (!msg.empty())
-      return err("weight @" + w.name() + (qt.experts() ? " expert " + std::to_string(e) : "") +
-                 ": " + msg);
+      return err(checkpointTensorOf(w, msg, e, store) + "weight @" + w.name() +
+                 (qt.experts() ? " expert " + std::to_string(e) : "") + ": " + msg);
   }
   return out;
 }

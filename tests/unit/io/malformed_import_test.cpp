@@ -105,11 +105,13 @@ const ImportCase kCases[] = {
      "tensor 'model.layers.0.mlp.up_proj.weight_scale' has shape [32, 2], expected [32, 1] (one "
      "scale per output row)"},
     // g_idx ranges: data, checked when the weight is read
-    {"SchemeGptqGIdxRange", "scheme-gptq-g-idx-range", "",
-     "weight @model.layers.0.mlp.up_proj: g_idx[63] = 2 is not a group index (0..1)",
+    {"SchemeGptqGIdxRange", "scheme-gptq-g-idx-range", "scheme-gptq-g-idx-range/model.safetensors",
+     "tensor 'model.layers.0.mlp.up_proj.g_idx': weight @model.layers.0.mlp.up_proj: g_idx[63] = 2 "
+     "is not a group index (0..1)",
      "model.layers.0.mlp.up_proj"},
-    {"SchemeCtGIdxRange", "scheme-ct-g-idx-range", "",
-     "weight @model.layers.0.mlp.up_proj: weight_g_idx[63] = 2 is not a group index (0..1)",
+    {"SchemeCtGIdxRange", "scheme-ct-g-idx-range", "scheme-ct-g-idx-range/model.safetensors",
+     "tensor 'model.layers.0.mlp.up_proj.weight_g_idx': weight @model.layers.0.mlp.up_proj: "
+     "weight_g_idx[63] = 2 is not a group index (0..1)",
      "model.layers.0.mlp.up_proj"},
 };
 

@@ -480,13 +480,15 @@ SCHEME_CASES = [
      "(one group index per input row k) for !gptq<bits = 4, group = 32, sym = false, "
      "desc_act = true, shape = [32, 64]>"),
     ("scheme-gptq-g-idx-range", folder(GPTQ_CONFIG, gptq_parts(g_idx=("I32", [64], GIDX_BAD))),
-     "dequant", f"weight @{UP}: g_idx[63] = 2 is not a group index (0..1)"),
+     "dequant", f"{{{{.*}}}}/model.safetensors: tensor '{UP}.g_idx': weight @{UP}: g_idx[63] = 2 is "
+     "not a group index (0..1)"),
     ("scheme-ct-scale-shape", folder(CT_CONFIG, ct_parts(weight_scale=("F16", [32, 3], f16s(96)))),
      "import", f"{{{{.*}}}}/model.safetensors: tensor '{UP}.weight_scale' has shape [32, 3], expected "
      "[32, 2] (rows = N, K/G = 64/32 columns) for !ct_wna16<bits = 4, group = 32, actorder = "
      "group, shape = [32, 64]>"),
     ("scheme-ct-g-idx-range", folder(CT_CONFIG, ct_parts(weight_g_idx=("I32", [64], GIDX_BAD))),
-     "dequant", f"weight @{UP}: weight_g_idx[63] = 2 is not a group index (0..1)"),
+     "dequant", f"{{{{.*}}}}/model.safetensors: tensor '{UP}.weight_g_idx': weight @{UP}: "
+     "weight_g_idx[63] = 2 is not a group index (0..1)"),
     ("scheme-w8a8-scale-shape", w8a8_folder(weight_scale=("F32", [32, 2], f32s(64))), "import",
      f"{{{{.*}}}}/model.safetensors: tensor '{UP}.weight_scale' has shape [32, 2], expected [32, 1] "
      "(one scale per output row) for !w8a8<shape = [32, 64]>"),
