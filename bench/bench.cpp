@@ -48,7 +48,7 @@ struct Meta {
   std::string group;  ///< "bw", "dense", "mlp", "moe"
   std::string shape;  ///< "4096x4096" (N x K), "mixtral", ...
   int64_t m = 0;      ///< rows of x (tokens)
-  std::string impl;   ///< "eigen", "Q4_0", "Q4_K", "AWQ", "stream"
+  std::string impl;   ///< "eigen", "Q4_0", "Q4_K", "AWQ", "AWQ-f32", "GPTQ", "GPTQ-f32", "stream"
   unsigned threads = 1;
   double flops = 0;   ///< per iteration
   double bytes = 0;   ///< weight bytes read per iteration (quantized for qlc, f32 for Eigen)
@@ -81,8 +81,17 @@ void setCounters(benchmark::State &st, const Meta &m) {
 
 // ---- synthetic quantized weights ---------------------------------------------------------------
 
-enum class Fmt { Q4_0, Q4_K, AWQ };
-const char *fmtName(Fmt f) { return f == Fmt::Q4_0 ? "Q4_0" : f == Fmt::Q4_K ? "Q4_K" : "AWQ"; }
+enum class Fmt { Q4_0, Q4_K, AWQ, GPTQ };
+const char *fmtName(Fmt f) {
+  return f == Fmt::Q4_0 ? "Q4_0" : f == Fmt::Q4_K ? "Q4_K" : f == Fmt::AWQ ? "AWQ" : "GPTQ";
+}
+/// impl names: a format ("Q4_0", "AWQ", ...), optionally "-f32" to force f32 activations where
+/// the format's default (on this host) is int8.
+Fmt fmtOf(const std::string &impl) {
+  std::string f = impl.substr(0, impl.find('-'));
+  return f == "Q4_0" ? Fmt::Q4_0 : f == "Q4_K" ? Fmt::Q4_K : f == "AWQ" ? Fmt::AWQ : Fmt::GPTQ;
+}
+bool forcesF32(const std::string &impl) { return impl.size() > 4 && impl.substr(impl.size() - 4) == "-f32"; }
 
 uint64_t splitmix(uint64_t &s) {
   uint64_t z = (s += 0x9E3779B97F4A7C15ull);
@@ -131,10 +140,11 @@ struct QWeights {
   std::vector<float> dequantize(int64_t c) const {
     PartBytesMap m;
     std::vector<std::string> slots = spec.partSlots();
-    const ElemKind elems[] = {fmt == Fmt::AWQ ? ElemKind::I32 : ElemKind::U8, ElemKind::I32,
-                              ElemKind::F16};
+    const bool words = fmt == Fmt::AWQ || fmt == Fmt::GPTQ;
+    const ElemKind elems[] = {words ? ElemKind::I32 : ElemKind::U8, ElemKind::I32, ElemKind::F16};
     for (size_t i = 0; i < slots.size(); ++i)
-      m[slots[i]] = PartView{elems[i], llvm::ArrayRef<uint8_t>(pools[i].data() + c * partBytes[i],
+      if (!slots[i].empty())
+        m[slots[i]] = PartView{elems[i], llvm::ArrayRef<uint8_t>(pools[i].data() + c * partBytes[i],
                                                                size_t(partBytes[i]))};
     std::vector<float> w(size_t(n * k));
     std::string err = type.def->dequantize(type, m, w.data());
@@ -174,6 +184,16 @@ std::unique_ptr<QWeights> makeWeights(Fmt fmt, int64_t n, int64_t k, int64_t cop
                                 {"shape", Attribute(shape)}});
     q->partBytes = {k * n / 8 * 4, k / g * n / 8 * 4, k / g * n * 2};
     elems = {{"qweight", ElemKind::I32}, {"qzeros", ElemKind::I32}, {"scales", ElemKind::F16}};
+  } else if (fmt == Fmt::GPTQ) { // the common export: sym, v2 zeros, no act-order, group 128
+    const int64_t g = 128;
+    q->type = buildType("gptq", {{"bits", Attribute(int64_t(4))},
+                                 {"group", Attribute(g)},
+                                 {"sym", Attribute(true)},
+                                 {"format", Attribute::ident("v2")},
+                                 {"desc_act", Attribute(false)},
+                                 {"shape", Attribute(shape)}});
+    q->partBytes = {k / 8 * n * 4, k / g * n / 8 * 4, k / g * n * 2};
+    elems = {{"qweight", ElemKind::I32}, {"qzeros", ElemKind::I32}, {"scales", ElemKind::F16}};
   } else {
     q->type = buildType("gguf", {{"type", Attribute::ident(fmtName(fmt))},
                                  {"shape", Attribute(shape)}});
@@ -199,7 +219,7 @@ std::unique_ptr<QWeights> makeWeights(Fmt fmt, int64_t n, int64_t k, int64_t cop
       std::memcpy(&p0[b], &d, 2);
       std::memcpy(&p0[b + 2], &dmin, 2);
     }
-  } else {
+  } else { // AWQ / GPTQ: f16 scales
     std::vector<uint8_t> &sc = q->pools[2];
     for (size_t b = 0; b < sc.size(); b += 2) {
       uint16_t d = scaleBits(s, 0.002f);
@@ -274,7 +294,7 @@ DenseSet &dense(int64_t n, int64_t k) {
   d.eigen.shrink_to_fit();
   d.key = key;
   auto t0 = std::chrono::steady_clock::now();
-  for (Fmt f : {Fmt::Q4_0, Fmt::Q4_K, Fmt::AWQ}) {
+  for (Fmt f : {Fmt::Q4_0, Fmt::Q4_K, Fmt::AWQ, Fmt::GPTQ}) {
     int64_t one = makeWeights(f, 8, k, 1, 0)->bytes() * (n / 8);
     d.q[fmtName(f)] = makeWeights(f, n, k, copiesFor(one), uint64_t(n * 131 + k) + int(f));
   }
@@ -347,9 +367,7 @@ void registerDense(int64_t n, int64_t k, int64_t m, unsigned t, const std::strin
   if (impl == "eigen")
     meta.bytes = double(n) * double(k) * 4;
   else
-    meta.bytes = double(makeWeights(impl == "Q4_0" ? Fmt::Q4_0 : impl == "Q4_K" ? Fmt::Q4_K
-                                                                                 : Fmt::AWQ,
-                                    8, k, 1, 0)->bytes() * (n / 8));
+    meta.bytes = double(makeWeights(fmtOf(impl), 8, k, 1, 0)->bytes() * (n / 8));
   registerBench(name, meta, [=](benchmark::State &st) {
     DenseSet &d = dense(n, k);
     std::vector<float> x = randomFloats(m * k, 7), y(size_t(m * n));
@@ -366,15 +384,18 @@ void registerDense(int64_t n, int64_t k, int64_t m, unsigned t, const std::strin
         benchmark::DoNotOptimize(y.data());
       }
     } else {
-      const QWeights &q = *d.q.at(impl);
+      const QWeights &q = *d.q.at(fmtName(fmtOf(impl)));
+      codegen::KernelSpec spec = q.spec;
+      if (forcesF32(impl))
+        spec.act = codegen::Activations::F32;
       std::vector<std::vector<const uint8_t *>> ptrs;
       for (int64_t i = 0; i < q.copies; ++i)
         ptrs.push_back(q.ptrs(i));
-      check(codegen::runQMatmul(q.spec, ptrs[0].data(), x.data(), m, y.data(), poolFor(t),
+      check(codegen::runQMatmul(spec, ptrs[0].data(), x.data(), m, y.data(), poolFor(t),
                                 cache())); // compile outside the timing
       for (auto _ : st) {
         const auto &p = ptrs[size_t(m == 1 ? c++ % q.copies : 0)];
-        check(codegen::runQMatmul(q.spec, p.data(), x.data(), m, y.data(), poolFor(t), cache()));
+        check(codegen::runQMatmul(spec, p.data(), x.data(), m, y.data(), poolFor(t), cache()));
         benchmark::DoNotOptimize(y.data());
       }
     }
@@ -386,7 +407,7 @@ void registerDense(int64_t n, int64_t k, int64_t m, unsigned t, const std::strin
 void registerMlp(const std::string &impl, unsigned t, double minTime) {
   const int64_t h = 4096, inter = 14336;
   Meta meta{"mlp", "mlp-14336x4096", 1, impl, t, 2.0 * 3 * double(h) * double(inter), 0};
-  Fmt f = impl == "Q4_0" ? Fmt::Q4_0 : impl == "Q4_K" ? Fmt::Q4_K : Fmt::AWQ;
+  Fmt f = fmtOf(impl);
   meta.bytes = impl == "eigen" ? 3.0 * h * inter * 4
                                : double(makeWeights(f, 8, h, 1, 0)->bytes() * (inter / 8) * 2 +
                                         makeWeights(f, 8, inter, 1, 0)->bytes() * (h / 8));
@@ -421,6 +442,9 @@ void registerMlp(const std::string &impl, unsigned t, double minTime) {
     const int64_t copies = std::max<int64_t>(1, kRotateBytes / int64_t(meta.bytes) + 1);
     auto gate = makeWeights(f, inter, h, copies, 21), up = makeWeights(f, inter, h, copies, 22),
          down = makeWeights(f, h, inter, copies, 23);
+    if (forcesF32(impl))
+      for (QWeights *q : {gate.get(), up.get(), down.get()})
+        q->spec.act = codegen::Activations::F32;
     auto step = [&](int64_t c) {
       check(codegen::runQMatmul(gate->spec, gate->ptrs(c).data(), x.data(), 1, g.data(), poolFor(t), cache()));
       check(codegen::runQMatmul(up->spec, up->ptrs(c).data(), x.data(), 1, u.data(), poolFor(t), cache()));
@@ -548,7 +572,7 @@ int runBench(const BenchOptions &opts) {
   registerStream(mt);
   std::vector<std::pair<int64_t, int64_t>> shapes = {{4096, 4096}, {4096, 14336}, {14336, 4096}};
   std::vector<int64_t> ms = {1, 512};
-  std::vector<std::string> impls = {"eigen", "Q4_0", "Q4_K", "AWQ"};
+  std::vector<std::string> impls = {"eigen", "Q4_0", "Q4_K", "AWQ", "AWQ-f32", "GPTQ", "GPTQ-f32"};
   if (opts.quick) {
     shapes = {{4096, 4096}};
     ms = {1, 64};

@@ -1,6 +1,6 @@
 // qlc-bench (`build/bin/qlc-bench`, `qlc bench`): in one process, the machine's streaming read
 // bandwidth, Eigen fp32 GEMV / GEMM on dequantized weights, and qlc's JIT kernels (Q4_0, Q4_K,
-// AWQ 4-bit) on the shapes, a whole MLP decode step and Mixtral / Qwen3-MoE layers; prints
+// AWQ and GPTQ 4-bit, int8 and f32 activations) on the shapes, a whole MLP decode step and Mixtral / Qwen3-MoE layers; prints
 // GFLOP/s, effective weight GB/s, the ratios to bandwidth and Eigen, and JIT compile times.
 // See docs/performance.md.
 #pragma once

@@ -9,7 +9,8 @@ import json
 import sys
 from xml.sax.saxutils import escape
 
-COLORS = {"eigen": "#888888", "Q4_0": "#1f77b4", "Q4_K": "#2ca02c", "AWQ": "#d62728"}
+COLORS = {"eigen": "#888888", "Q4_0": "#1f77b4", "Q4_K": "#2ca02c", "AWQ": "#d62728",
+          "AWQ-f32": "#ff9896", "GPTQ": "#9467bd", "GPTQ-f32": "#c5b0d5"}
 
 
 def main():

@@ -15,9 +15,10 @@
 // gemm (M > 8): m-blocks of kGemmMB rows; per n-tile the tile's weights are unpacked once into
 //   `scratch` (kRowsNR rows x K, or K x one column vector) and reused by all rows of the m-block.
 //
-// Int8 activations (KernelSpec::act, GGUF Q8_0/Q4_0/Q4_K/Q6_K): x is quantized per 32-block into
-//   `scratch` inside the kernel, weights become 8-bit codes, vpdpbusd does the products (see the
-//   section "RowsK with int8 activations" below and codegen/README.md).
+// Int8 activations (KernelSpec::act, GGUF Q8_0/Q4_0/Q4_K/Q6_K, AWQ/GPTQ 4-bit): x is quantized
+//   per 32-block into `scratch` inside the kernel, weights become 8-bit codes, vpdpbusd does the
+//   products (sections "RowsK with int8 activations" and "ColsN (AWQ / GPTQ 4-bit) with int8
+//   activations" below, and codegen/README.md).
 //
 // FP (f32 kernels): unpacking uses the reference's exact operation order (fmul / fsub without contraction), so
 // the f32 weights equal the schemes' reference dequantization bit for bit; products are
@@ -177,6 +178,9 @@ private:
     case Layout::GgufQ4_0: return 18;
     case Layout::GgufQ4_K: return 144;
     case Layout::GgufQ6_K: return 210;
+    case Layout::GgufQ4_1: return 20;
+    case Layout::GgufQ5_0: return 22;
+    case Layout::GgufQ5_1: return 24;
     default: return 0;
     }
   }
@@ -216,8 +220,15 @@ private:
     switch (s_.layout) {
     case Layout::GgufQ8_0:
     case Layout::GgufQ4_0:
+    case Layout::GgufQ5_0:
       t.base = gepB(rowB, b.CreateMul(u, c64(blockBytes())));
       t.d = halfAt(t.base, 0);
+      break;
+    case Layout::GgufQ4_1:
+    case Layout::GgufQ5_1: // w = d c + m: the min term, as Q4_K's, with ml = -m
+      t.base = gepB(rowB, b.CreateMul(u, c64(blockBytes())));
+      t.d = halfAt(t.base, 0);
+      t.dmin = b.CreateFNeg(halfAt(t.base, 2));
       break;
     case Layout::GgufQ4_K:
       t.base = gepB(rowB, b.CreateMul(u, c64(blockBytes())));
@@ -484,8 +495,8 @@ private:
   }
 
   /// m-tiles of 4 then 1 rows over [mBegin, mEnd).
-  void mTiles(Value *mBegin, Value *mEnd, const std::function<void(Value *, int)> &tile) {
-    Value *m = loop(mBegin, b.CreateSub(mEnd, c64(3)), 4, [&](Value *m0) { tile(m0, 4); }, "m4");
+  void mTiles(Value *mBegin, Value *mEnd, const std::function<void(Value *, int)> &tile, int MR = 4) {
+    Value *m = loop(mBegin, b.CreateSub(mEnd, c64(MR - 1)), MR, [&](Value *m0) { tile(m0, MR); }, "m4");
     loop(m, mEnd, 1, [&](Value *m0) { tile(m0, 1); }, "m1");
   }
 
@@ -530,6 +541,9 @@ private:
     case Layout::GgufQ8_0: return 128;
     case Layout::GgufQ4_0: return 8;
     case Layout::GgufQ6_K: return 32;
+    case Layout::GgufQ5_0: return 16;
+    case Layout::Awq4:
+    case Layout::Gptq4: return 1; // the record holds -sum(xq); times the per-channel zero
     default: return 0;
     }
   }
@@ -553,6 +567,11 @@ private:
     return v;
   }
   bool splitBias() const { return s_.layout == Layout::GgufQ6_K; }
+  /// Q4_1 / Q5_1: w = d c + m per 32-block, the min term of a block m * sx (as Q4_K's).
+  bool legacyMins() const { return s_.layout == Layout::GgufQ4_1 || s_.layout == Layout::GgufQ5_1; }
+  bool hasMins() const { return s_.layout == Layout::GgufQ4_K || legacyMins(); }
+  /// gemv min accumulators: Q4_K 8 sub-blocks a super-block, Q4_1 / Q5_1 2 blocks a pair.
+  int maccWidth() const { return legacyMins() ? 2 : 8; }
 
   /// Quantizes rows [mb, mEnd) of x into scratch rows [0, mEnd - mb).
   void quantizeRows(Value *mb, Value *mEnd) {
@@ -578,7 +597,14 @@ private:
         Value *sLo = b.CreateAddReduce(b.CreateShuffleVector(q, lo));
         Value *sHi = b.CreateAddReduce(b.CreateShuffleVector(q, hi));
         Value *isum = b.CreateAdd(sLo, sHi);
-        store(b.CreateTrunc(q, vi(i8, B)), xqAt(i, blk), 1);
+        Value *q8 = q;
+        if (s_.family() == Family::ColsN) { // per 8: even k then odd k (colsInt8Codes)
+          std::vector<int> perm;
+          for (int l = 0; l < B; ++l)
+            perm.push_back(l / 8 * 8 + (l % 8 < 4 ? 2 * (l % 8) : 2 * (l % 8 - 4) + 1));
+          q8 = b.CreateShuffleVector(q, perm);
+        }
+        store(b.CreateTrunc(q8, vi(i8, B)), xqAt(i, blk), 1);
         store(dx, blockDataAt(0, i, blk), 4);
         Value *zp = c32(-zeroPoint8());
         Value *biasAt = blockDataAt(1, i, blk);
@@ -627,6 +653,27 @@ private:
       for (int l = 0; l < 16; ++l) idx.push_back(48 + l);
       return {b.CreateShuffleVector(lo, hi, idx),
               pairScale(t0.d, t1 ? t1->d : ConstantFP::get(f32, 0.0))};
+    }
+    case Layout::GgufQ4_1:
+    case Layout::GgufQ5_0:
+    case Layout::GgufQ5_1: { // nibbles at qs (elements j, j + 16 of byte j), Q5 high bits in qh
+      const bool q5 = s_.layout != Layout::GgufQ4_1;
+      const int64_t qsAt = s_.layout == Layout::GgufQ4_1 ? 4 : s_.layout == Layout::GgufQ5_0 ? 6 : 8;
+      auto codes32 = [&](Unit &t) {
+        Value *v = load(vi(i8, 16), gepB(t.base, c64(qsAt)), 1);
+        Value *c = concat(b.CreateAnd(v, splatI8(16, 15)), b.CreateLShr(v, splatI8(16, 4)));
+        if (q5) { // bit e of qh is element e's fifth bit
+          Value *qh = splat(32, load(i32, gepB(t.base, c64(qsAt - 4)), 1));
+          std::vector<int32_t> sh;
+          for (int e = 0; e < 32; ++e)
+            sh.push_back(e);
+          Value *bit = b.CreateAnd(b.CreateLShr(qh, constVecI32(sh)), splat(32, c32(1)));
+          c = b.CreateOr(c, b.CreateShl(b.CreateTrunc(bit, vi(i8, 32)), splatI8(32, 4)));
+        }
+        return c;
+      };
+      Value *c1 = t1 ? codes32(*t1) : Constant::getNullValue(vi(i8, 32));
+      return {concat(codes32(t0), c1), pairScale(t0.d, t1 ? t1->d : ConstantFP::get(f32, 0.0))};
     }
     case Layout::GgufQ4_K: {
       Value *v = load(vi(i8, 32), gepB(t0.base, c64(16 + 32 * p)), 1);
@@ -693,30 +740,45 @@ private:
 
   void int8Store(std::vector<std::vector<AllocaInst *>> &acc,
                  std::vector<std::vector<AllocaInst *>> &macc, Value *m0, int MR, Value *n0, int R) {
-    const bool mins = s_.layout == Layout::GgufQ4_K;
+    const bool mins = hasMins();
     for (int i = 0; i < MR; ++i)
       for (int r = 0; r < R; ++r) {
         Value *v = hsum(load(vf(16), acc[i][r], 4));
         if (mins)
-          v = b.CreateFSub(v, hsum(load(vf(8), macc[i][r], 4)));
+          v = b.CreateFSub(v, hsum(load(vf(maccWidth()), macc[i][r], 4)));
         Value *yi = b.CreateAdd(b.CreateMul(b.CreateAdd(m0, c64(i)), c64(s_.n)),
                                 b.CreateAdd(n0, c64(r)));
         store(v, gep(f32, Y, yi), 4);
       }
   }
 
+  /// Q4_1 / Q5_1: macc[i][r] += [ml, ml'] * [sx, sx'] of the pair of blocks at blk (u1 null: one).
+  void legacyMinStep(std::vector<std::vector<AllocaInst *>> &macc, const std::vector<Value *> &xi,
+                     Value *blk, std::vector<Unit> &u0, std::vector<Unit> *u1) {
+    Value *zero = ConstantFP::get(f32, 0.0);
+    for (size_t i = 0; i < xi.size(); ++i) {
+      Value *sx = b.CreateInsertElement(UndefValue::get(vf(2)), load(f32, blockDataAt(2, xi[i], blk), 4), uint64_t(0));
+      sx = b.CreateInsertElement(sx, u1 ? load(f32, blockDataAt(2, xi[i], b.CreateAdd(blk, c64(1))), 4) : zero, uint64_t(1));
+      for (size_t r = 0; r < u0.size(); ++r) {
+        Value *ml = b.CreateInsertElement(UndefValue::get(vf(2)), u0[r].dmin, uint64_t(0));
+        ml = b.CreateInsertElement(ml, u1 ? (*u1)[r].dmin : zero, uint64_t(1));
+        store(fma(ml, sx, load(vf(2), macc[i][r], 4)), macc[i][r], 4);
+      }
+    }
+  }
+
   /// Rows [m0, m0+MR) (scratch rows m0 - mb ...) x channels [n0, n0+R).
   void int8Tile(Value *mb, Value *m0, int MR, Value *n0, int R) {
     const bool kq = s_.layout == Layout::GgufQ4_K || s_.layout == Layout::GgufQ6_K;
-    const bool mins = s_.layout == Layout::GgufQ4_K;
+    const bool mins = hasMins();
     std::vector<std::vector<AllocaInst *>> acc(MR, std::vector<AllocaInst *>(R)), macc = acc;
     for (int i = 0; i < MR; ++i)
       for (int r = 0; r < R; ++r) {
         acc[i][r] = slot(vf(16), "acc");
         store(Constant::getNullValue(vf(16)), acc[i][r], 4);
         if (mins) {
-          macc[i][r] = slot(vf(8), "macc");
-          store(Constant::getNullValue(vf(8)), macc[i][r], 4);
+          macc[i][r] = slot(vf(maccWidth()), "macc");
+          store(Constant::getNullValue(vf(maccWidth())), macc[i][r], 4);
         }
       }
     std::vector<Value *> rows(R), rowB(R), xi(MR);
@@ -766,6 +828,8 @@ private:
         for (int r = 0; r < R; ++r)
           w.push_back(int8Pair(u0[r], &u1[r], 0));
         pairStep(blk, w, false);
+        if (mins)
+          legacyMinStep(macc, xi, blk, u0, &u1);
       }, "u");
       if (nBlk() % 2) {
         Value *blk = c64(nBlk() - 1);
@@ -776,6 +840,8 @@ private:
         for (int r = 0; r < R; ++r)
           w.push_back(int8Pair(u0[r], nullptr, 0));
         pairStep(blk, w, true);
+        if (mins)
+          legacyMinStep(macc, xi, blk, u0, nullptr);
       }
     }
     int8Store(acc, macc, m0, MR, n0, R);
@@ -891,7 +957,7 @@ private:
   // FMA per 16 channels: lanes are channels, no horizontal sums.
   int nHalves() const { return s_.layout == Layout::GgufQ6_K ? 2 : 1; }
   int64_t wideBlockBytes() const {
-    return 1024 + 128 * nHalves() + (s_.layout == Layout::GgufQ4_K ? 128 : 0);
+    return 1024 + 128 * nHalves() + (hasMins() ? 128 : 0);
   }
   Value *widePanel(Value *blk, int64_t off) {
     return gepB(Scratch, b.CreateAdd(c64(panelOffset() + off), b.CreateMul(blk, c64(wideBlockBytes()))));
@@ -934,10 +1000,15 @@ private:
         Unit t0 = setupUnit(rb, row, blk);
         Unit t1 = setupUnit(rb, row, b.CreateAdd(blk, c64(1)));
         put(blk, int8Pair(t0, &t1, 0), true);
+        if (legacyMins())
+          for (int bb = 0; bb < 2; ++bb)
+            store((bb ? t1 : t0).dmin, gepB(widePanel(b.CreateAdd(blk, c64(bb)), 1024 + 128), n4), 4);
       }, "wf");
       if (nBlk() % 2) {
         Unit t0 = setupUnit(rb, row, c64(nBlk() - 1));
         put(c64(nBlk() - 1), int8Pair(t0, nullptr, 0), false);
+        if (legacyMins())
+          store(t0.dmin, gepB(widePanel(c64(nBlk() - 1), 1024 + 128), n4), 4);
       }
     }, "wn");
   }
@@ -945,7 +1016,7 @@ private:
   /// Rows [m0, m0+MR) x channels [n0, n0 + kWideN) on the wide panel.
   void wideTile(Value *mb, Value *m0, int MR, Value *n0) {
     const int NV = int(kWideN / 16);
-    const bool mins = s_.layout == Layout::GgufQ4_K;
+    const bool mins = hasMins();
     const bool zp = zeroPoint8() != 0;
     std::vector<std::vector<AllocaInst *>> acc(MR, std::vector<AllocaInst *>(NV)), macc = acc;
     for (int i = 0; i < MR; ++i)
@@ -1022,7 +1093,7 @@ private:
       Value *mEnd = b.CreateSelect(b.CreateICmpSLT(mbEnd, Mrows), mbEnd, Mrows);
       quantizeRows(mb, mEnd);
       auto nTile = [&](Value *n0, int R) {
-        if (panel) {
+        if (panel && !legacyMins()) { // Q4_1 / Q5_1 tails: the register tile (min terms)
           fillPanel(n0, R);
           mTiles(mb, mEnd, [&](Value *m0, int MR) { int8PanelTile(mb, m0, MR, n0, R); });
           return;
@@ -1069,8 +1140,9 @@ private:
     return cg;
   }
   /// <W/8 x i32> words packed along N -> <W x i32> codes in channel order.
+  static constexpr int kAwqNibble[8] = {0, 4, 1, 5, 2, 6, 3, 7};
   Value *unpackCols(Value *words, int W, bool awq) {
-    static const int kRev[8] = {0, 4, 1, 5, 2, 6, 3, 7};
+    const int *kRev = kAwqNibble;
     std::vector<int> mask;
     std::vector<int32_t> shifts;
     for (int l = 0; l < W; ++l) {
@@ -1234,6 +1306,275 @@ private:
     }, "mb");
   }
 
+  // ---- ColsN (AWQ / GPTQ 4-bit) with int8 activations ------------------------------------------
+  // Lanes are output channels (16 a vector, like the wide GGUF gemm tile), so there is no
+  // horizontal sum. gemv turns the packed words into vpdpbusd operands in registers; gemm builds
+  // them once per m-block into a panel (fillColsPanel). Per 32-block of K (inside one group, G % 32 == 0) and 16 channels: 8 int32 code words, word j
+  // = 4 codes of each channel, paired with bytes 4j .. 4j+3 of the block's xq. quantizeRows
+  // stores xq per 8 as [x0 x2 x4 x6 x1 x3 x5 x7], so a GPTQ word's even nibbles
+  // (w & 0x0F0F0F0F) and odd nibbles ((w >> 4) & 0x0F0F0F0F) are operands as they stand; AWQ's
+  // words (8 channels of one k) are transposed across 8 k rows by byte permutes. The zero point is folded into the
+  // start value: z * (-sum xq) (exact int32), then 8 vpdpbusd give sum (c - z) xq exactly, one
+  // conversion and one FMA with s * dx per block and 16 channels.
+
+  /// <W x T> -> <16 x T> (zero lanes W..15).
+  Value *widen16(Value *v, int W) {
+    if (W == 16)
+      return v;
+    std::vector<int> idx;
+    for (int l = 0; l < 16; ++l)
+      idx.push_back(l < W ? l : W);
+    return b.CreateShuffleVector(v, Constant::getNullValue(v->getType()), idx);
+  }
+
+  /// The 8 code words (<16 x i32>, lanes = channels n .. n+W) of 32-block blk.
+  std::vector<Value *> colsInt8Codes(Value *blk, Value *n, int W) {
+    const int64_t N = s_.n;
+    std::vector<Value *> words;
+    Value *mask = splat(16, c32(0x0F0F0F0F));
+    if (s_.layout == Layout::Gptq4) {
+      for (int r = 0; r < 4; ++r) { // qweight [K/8, N]: row kw holds k = 8kw .. 8kw+7
+        Value *kw = b.CreateAdd(b.CreateMul(blk, c64(4)), c64(r));
+        Value *w = widen16(load(vi(i32, W), gep(i32, P[0], b.CreateAdd(b.CreateMul(kw, c64(N)), n)), 1), W);
+        words.push_back(b.CreateAnd(w, mask));
+        words.push_back(b.CreateAnd(b.CreateLShr(w, splat(16, c32(4))), mask));
+      }
+      return words;
+    }
+    // AWQ: qweight [K, N/8]; channel c of a word is its nibble [0,4,1,5,2,6,3,7][c % 8]: byte
+    // nib / 2, low or high half (unpackCols).
+    const int WW = W / 8; // words per k row
+    for (int r = 0; r < 4; ++r) {
+      // the 8 k rows' words of channels n .. n+W, joined as a balanced tree of concats
+      std::vector<Value *> rows;
+      for (int t = 0; t < 8; ++t) {
+        Value *k = b.CreateAdd(b.CreateMul(blk, c64(32)), c64(8 * r + t));
+        rows.push_back(load(vi(i32, WW), gep(i32, P[0], b.CreateAdd(b.CreateMul(k, c64(N / 8)),
+                                                                     b.CreateUDiv(n, c64(8)))), 1));
+      }
+      while (rows.size() > 1) {
+        std::vector<Value *> next;
+        for (size_t q = 0; q < rows.size(); q += 2)
+          next.push_back(concat(rows[q], rows[q + 1]));
+        rows = next;
+      }
+      Value *bytes = b.CreateBitCast(rows[0], vi(i8, 32 * WW));
+      Value *lo = b.CreateAnd(bytes, splatI8(32 * WW, 15));
+      Value *hi = b.CreateLShr(bytes, splatI8(32 * WW, 4));
+      for (int odd = 0; odd < 2; ++odd) { // word A: k rows 0, 2, 4, 6; word B: 1, 3, 5, 7
+        std::vector<int> idx;
+        for (int c = 0; c < W; ++c)
+          for (int j = 0; j < 4; ++j) {
+            int t = 2 * j + odd, nib = kAwqNibble[c % 8]; // channel c's nibble in its word
+            idx.push_back((nib % 2 ? 32 * WW : 0) + t * 4 * WW + c / 8 * 4 + nib / 2);
+          }
+        words.push_back(widen16(b.CreateBitCast(b.CreateShuffleVector(lo, hi, idx), vi(i32, W)), W));
+      }
+    }
+    return words;
+  }
+
+  // gemm: per m-block and n-tile the operands are built once into a panel after the quantized x
+  // block, [block][word j][vector v] x 64 bytes, and every m-tile reads them from there (the
+  // unpacking, AWQ's transposition above all, is not redone per 4 rows).
+  Value *colsPanelAt(Value *blk, int j, int v, int NV) {
+    return gepB(Scratch, b.CreateAdd(c64(panelOffset() + (int64_t(j) * NV + v) * 64),
+                                     b.CreateMul(blk, c64(8 * NV * 64))));
+  }
+  void fillColsPanel(Value *n0, int NV, int W) {
+    loop(c64(0), c64(nBlk()), 1, [&](Value *blk) {
+      std::vector<std::vector<Value *>> codes(NV);
+      for (int v = 0; v < NV; ++v) {
+        if (codes[v].empty())
+          colsInt8CodesFor(blk, n0, v, NV, W, codes);
+        for (int j = 0; j < 8; ++j)
+          store(codes[v][j], colsPanelAt(blk, j, v, NV), 4);
+      }
+    }, "cp");
+  }
+
+  /// AWQ, 32 channels n .. n+31 at once (twice the bytes per load and per permute of the 16-wide
+  /// unpack): the 8 k rows' 16-byte words are joined as [rows 0 2 4 6 | rows 1 3 5 7], so each
+  /// half (one zmm) holds the rows of one operand parity and one vpermt2b of its low / high
+  /// nibbles gives the operand of 16 channels. Returns the 8 words of channels n.. then of n+16...
+  std::vector<Value *> awqCodes32(Value *blk, Value *n) {
+    const int64_t N = s_.n;
+    std::vector<Value *> lo16, hi16; // words of channels n.. / n+16.., j = 0..7
+    for (int r = 0; r < 4; ++r) {
+      std::vector<Value *> rows;
+      for (int t : {0, 2, 4, 6, 1, 3, 5, 7}) {
+        Value *k = b.CreateAdd(b.CreateMul(blk, c64(32)), c64(8 * r + t));
+        rows.push_back(load(vi(i32, 4), gep(i32, P[0], b.CreateAdd(b.CreateMul(k, c64(N / 8)),
+                                                                    b.CreateUDiv(n, c64(8)))), 1));
+      }
+      std::vector<Value *> halves[2] = {{rows[0], rows[1], rows[2], rows[3]},
+                                        {rows[4], rows[5], rows[6], rows[7]}};
+      for (int odd = 0; odd < 2; ++odd) {
+        std::vector<Value *> &h = halves[odd];
+        Value *v = concat(concat(h[0], h[1]), concat(h[2], h[3])); // <16 x i32>, row p at 4p
+        Value *bytes = b.CreateBitCast(v, vi(i8, 64));
+        Value *lo = b.CreateAnd(bytes, splatI8(64, 15)), *hi = b.CreateLShr(bytes, splatI8(64, 4));
+        for (int half = 0; half < 2; ++half) {
+          std::vector<int> idx;
+          for (int c = 16 * half; c < 16 * half + 16; ++c)
+            for (int p = 0; p < 4; ++p) { // row position p in this parity = k row 2p + odd
+              int nib = kAwqNibble[c % 8];
+              idx.push_back((nib % 2 ? 64 : 0) + p * 16 + c / 8 * 4 + nib / 2);
+            }
+          (half ? hi16 : lo16).push_back(b.CreateBitCast(b.CreateShuffleVector(lo, hi, idx), vi(i32, 16)));
+        }
+      }
+    }
+    lo16.insert(lo16.end(), hi16.begin(), hi16.end());
+    return lo16;
+  }
+  /// Operand words of the NV vectors of 16 channels at n0 (codes[v][j]), 32 channels at a time
+  /// for AWQ where the tile allows.
+  void colsInt8CodesFor(Value *blk, Value *n0, int v, int NV, int W, std::vector<std::vector<Value *>> &codes) {
+    Value *n = b.CreateAdd(n0, c64(16 * v));
+    if (s_.layout == Layout::Awq4 && W == 16 && v + 1 < NV) {
+      std::vector<Value *> w = awqCodes32(blk, n);
+      codes[v].assign(w.begin(), w.begin() + 8);
+      codes[v + 1].assign(w.begin() + 8, w.end());
+      return;
+    }
+    codes[v] = colsInt8Codes(blk, n, W);
+  }
+
+  /// gemv: prefetches the tile's qweight lines kPrefetchBlocks 32-blocks ahead. The tile walks K
+  /// rows that lie N/2 (AWQ) or 4N (GPTQ) bytes apart, a stride the hardware prefetchers follow
+  /// poorly; past the end of K the addresses are not dereferenced (prefetches do not fault).
+  static constexpr int64_t kPrefetchBlocks = 4;
+  void prefetchCols(Value *blk, Value *n0, int NV, int W) {
+    const int64_t N = s_.n, channels = int64_t(NV - 1) * 16 + W;
+    const bool awq = s_.layout == Layout::Awq4;
+    const int rows = awq ? 32 : 4;          // qweight rows per 32-block
+    const int64_t rowBytes = awq ? N / 2 : 4 * N;
+    Value *colByte = awq ? b.CreateUDiv(n0, c64(2)) : b.CreateMul(n0, c64(4));
+    const int64_t lineSpan = awq ? channels / 2 : channels * 4; // the tile's bytes of a row
+    Value *row0 = b.CreateMul(b.CreateAdd(blk, c64(kPrefetchBlocks)), c64(rows));
+    for (int r = 0; r < rows; ++r)
+      for (int64_t off = 0; off < lineSpan; off += 64) {
+        Value *at = b.CreateAdd(b.CreateMul(b.CreateAdd(row0, c64(r)), c64(rowBytes)),
+                                b.CreateAdd(colByte, c64(off)));
+        b.CreateIntrinsic(Intrinsic::prefetch, {ptr},
+                          {b.CreateGEP(i8, P[0], at), b.getInt32(0), b.getInt32(3), b.getInt32(1)});
+      }
+  }
+
+  /// Rows [m0, m0+MR) (scratch rows m0 - mb ...) x channels n0 + 16v (v < NV; W channels each);
+  /// the operands from the panel (gemm) or unpacked here (gemv).
+  void colsInt8Tile(Value *mb, Value *m0, int MR, Value *n0, int NV, int W, bool panel) {
+    const int64_t K = s_.k, G = s_.group;
+    std::vector<std::vector<AllocaInst *>> acc(MR, std::vector<AllocaInst *>(NV));
+    for (int i = 0; i < MR; ++i)
+      for (int v = 0; v < NV; ++v) {
+        acc[i][v] = slot(vf(16), "acc");
+        store(Constant::getNullValue(vf(16)), acc[i][v], 4);
+      }
+    std::vector<Value *> xi(MR), ns(NV);
+    for (int i = 0; i < MR; ++i)
+      xi[i] = b.CreateAdd(b.CreateSub(m0, mb), c64(i));
+    for (int v = 0; v < NV; ++v)
+      ns[v] = b.CreateAdd(n0, c64(16 * v));
+    auto groupBlocks = [&](Value *g, Value *blkBegin, Value *blkEnd) {
+      std::vector<Value *> z(NV), sc(NV);
+      for (int v = 0; v < NV; ++v) {
+        ColGroup cg = colGroup(g, ns[v], W);
+        z[v] = widen16(cg.z, W);
+        sc[v] = widen16(cg.s, W);
+      }
+      loop(blkBegin, blkEnd, 1, [&](Value *blk) {
+        if (!panel)
+          prefetchCols(blk, n0, NV, W);
+        std::vector<Value *> negSum(MR), dx(MR), xq(MR);
+        for (int i = 0; i < MR; ++i) {
+          negSum[i] = splat(16, load(i32, blockDataAt(1, xi[i], blk), 4));
+          dx[i] = splat(16, load(f32, blockDataAt(0, xi[i], blk), 4));
+          xq[i] = xqAt(xi[i], blk);
+        }
+        if (panel) { // word-outer, as the GGUF wide tile: NV operand loads, MR x NV dot products
+          std::vector<std::vector<Value *>> ia(MR, std::vector<Value *>(NV));
+          for (int i = 0; i < MR; ++i)
+            for (int v = 0; v < NV; ++v)
+              ia[i][v] = b.CreateMul(z[v], negSum[i]);
+          for (int j = 0; j < 8; ++j) {
+            std::vector<Value *> w(NV);
+            for (int v = 0; v < NV; ++v)
+              w[v] = load(vi(i32, 16), colsPanelAt(blk, j, v, NV), 4);
+            for (int i = 0; i < MR; ++i) {
+              Value *xb = splat(16, load(i32, gepB(xq[i], c64(4 * j)), 1));
+              for (int v = 0; v < NV; ++v)
+                ia[i][v] = dot16(ia[i][v], w[v], xb);
+            }
+          }
+          for (int v = 0; v < NV; ++v)
+            for (int i = 0; i < MR; ++i)
+              store(fma(b.CreateSIToFP(ia[i][v], vf(16)), b.CreateFMul(sc[v], dx[i]),
+                        load(vf(16), acc[i][v], 4)), acc[i][v], 4);
+          return;
+        }
+        std::vector<std::vector<Value *>> codes(NV);
+        for (int v = 0; v < NV; ++v) {
+          if (codes[v].empty())
+            colsInt8CodesFor(blk, n0, v, NV, W, codes);
+          for (int i = 0; i < MR; ++i) {
+            Value *ia = b.CreateMul(z[v], negSum[i]);
+            for (int j = 0; j < 8; ++j)
+              ia = dot16(ia, codes[v][j], splat(16, load(i32, gepB(xq[i], c64(4 * j)), 1)));
+            store(fma(b.CreateSIToFP(ia, vf(16)), b.CreateFMul(sc[v], dx[i]),
+                      load(vf(16), acc[i][v], 4)), acc[i][v], 4);
+          }
+        }
+      }, "blk");
+    };
+    const int64_t bpg = G / kActBlock; // blocks per group
+    loop(c64(0), c64(K / G), 1, [&](Value *g) {
+      groupBlocks(g, b.CreateMul(g, c64(bpg)), b.CreateMul(b.CreateAdd(g, c64(1)), c64(bpg)));
+    }, "g");
+    if (K % G) // GPTQ: ceil(K / G) groups, the last one short
+      groupBlocks(c64(K / G), c64(K / G * bpg), c64(K / kActBlock));
+    for (int i = 0; i < MR; ++i)
+      for (int v = 0; v < NV; ++v) {
+        Value *r = load(vf(16), acc[i][v], 4);
+        if (W < 16) {
+          std::vector<int> idx;
+          for (int l = 0; l < W; ++l)
+            idx.push_back(l);
+          r = b.CreateShuffleVector(r, idx);
+        }
+        Value *yi = b.CreateAdd(b.CreateMul(b.CreateAdd(m0, c64(i)), c64(s_.n)), ns[v]);
+        store(r, gep(f32, Y, yi), 4);
+      }
+  }
+
+  void emitColsNInt8() {
+    // Vectors of 16 channels a tile: AWQ gemv takes 128 channels, a whole 64-byte line of each
+    // qweight row (K rows N/2 bytes apart: half-line tiles read every line twice, from DRAM),
+    // with m-tiles of 2 rows to stay within the 32 vector registers.
+    const int NT = int(s_.threadAlign() / 16);
+    const int MR = s_.layout == Layout::Awq4 && s_.mclass == MClass::Gemv ? 2 : 4;
+    loop(c64(0), Mrows, qRows(), [&](Value *mb) {
+      Value *mbEnd = b.CreateAdd(mb, c64(qRows()));
+      Value *mEnd = b.CreateSelect(b.CreateICmpSLT(mbEnd, Mrows), mbEnd, Mrows);
+      quantizeRows(mb, mEnd);
+      const bool panel = s_.mclass == MClass::Gemm;
+      auto nTile = [&](Value *n0, int NV, int W) {
+        if (panel)
+          fillColsPanel(n0, NV, W);
+        mTiles(mb, mEnd, [&](Value *m0, int mr) { colsInt8Tile(mb, m0, mr, n0, NV, W, panel); }, MR);
+      };
+      // Chunks start at multiples of NT * 16 (KernelSpec::threadAlign): narrower tiles only for
+      // what N's tail needs.
+      Value *n = loop(NB, b.CreateSub(NE, c64(NT * 16 - 1)), NT * 16,
+                      [&](Value *n0) { nTile(n0, NT, 16); }, "nt");
+      if (s_.n % (NT * 16) >= 16)
+        n = loop(n, b.CreateSub(NE, c64(15)), 16, [&](Value *n0) { nTile(n0, 1, 16); }, "n16");
+      if (s_.n % 16)
+        loop(n, NE, 8, [&](Value *n0) { nTile(n0, 1, 8); }, "n8");
+    }, "mb");
+  }
+
   const KernelSpec &s_;
   LLVMContext &C;
   Module &M_;
@@ -1285,7 +1626,9 @@ Function *Emitter::emit() {
   for (unsigned i = 0; i < slots.size() && i < 4; ++i)
     if (!slots[i].empty())
       P[i] = load(ptr, gep(ptr, parts, c64(i)), 8);
-  if (s_.act == Activations::Int8)
+  if (s_.act == Activations::Int8 && s_.family() == Family::ColsN)
+    emitColsNInt8();
+  else if (s_.act == Activations::Int8)
     emitRowsKInt8();
   else if (s_.family() == Family::RowsK)
     emitRowsK();

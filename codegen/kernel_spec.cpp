@@ -31,6 +31,9 @@ static const char *layoutName(Layout l) {
   case Layout::GgufQ4_0: return "gguf.Q4_0";
   case Layout::GgufQ4_K: return "gguf.Q4_K";
   case Layout::GgufQ6_K: return "gguf.Q6_K";
+  case Layout::GgufQ4_1: return "gguf.Q4_1";
+  case Layout::GgufQ5_0: return "gguf.Q5_0";
+  case Layout::GgufQ5_1: return "gguf.Q5_1";
   case Layout::Awq4: return "awq4";
   case Layout::Gptq4: return "gptq4";
   case Layout::CtWna16_4: return "ct4";
@@ -63,10 +66,20 @@ bool KernelSpec::int8Capable() const {
   case Layout::GgufQ4_0:
   case Layout::GgufQ4_K:
   case Layout::GgufQ6_K:
+  case Layout::GgufQ4_1:
+  case Layout::GgufQ5_0:
+  case Layout::GgufQ5_1:
     return k % kActBlock == 0;
+  case Layout::Awq4:
+  case Layout::Gptq4: // one group per 32-block of K; act-order (g_idx) keeps f32
+    return k % kActBlock == 0 && group % kActBlock == 0 && !gIdx;
   default:
     return false;
   }
+}
+
+bool KernelSpec::f32Capable() const {
+  return layout != Layout::GgufQ4_1 && layout != Layout::GgufQ5_0 && layout != Layout::GgufQ5_1;
 }
 
 int64_t KernelSpec::int8RowsPerBlock() const {
@@ -131,6 +144,8 @@ std::vector<std::string> KernelSpec::partSlots() const {
 int64_t KernelSpec::nAlign() const { return family() == Family::ColsN ? 8 : 1; }
 
 int64_t KernelSpec::threadAlign() const {
+  if (family() == Family::ColsN && act == Activations::Int8) // 16-channel vectors: 8 / 4 / 2
+    return mclass == MClass::Gemm ? 32 : layout == Layout::Awq4 ? 128 : 64;
   if (family() == Family::ColsN) // gemv: kColsNV column vectors a tile
     return std::max<int64_t>(lanes(), 8) * (mclass == MClass::Gemv ? 4 : 1);
   if (act == Activations::Int8 && mclass == MClass::Gemm)
@@ -142,7 +157,9 @@ int64_t KernelSpec::threadAlign() const {
 int64_t KernelSpec::scratchFloats() const {
   if (act == Activations::Int8) { // per row: K int8 codes, then a 16-byte record per block
     int64_t blocks = k / kActBlock, bytes = int8RowsPerBlock() * (k + 16 * blocks);
-    if (mclass == MClass::Gemm) // the panel: 4 rows x (pairs x 128 bytes + super-blocks x 32),
+    if (mclass == MClass::Gemm && family() == Family::ColsN) // operands of 2 x 16 channels
+      bytes += blocks * 8 * 2 * 64 + 64;
+    else if (mclass == MClass::Gemm) // the panel: 4 rows x (pairs x 128 bytes + super-blocks x 32),
       bytes += std::max(4 * ((blocks + 1) / 2 * 128 + k / 256 * 32), // or the wide panel
                         blocks * (1024 + 256 + 128));
     return bytes / 4 + 16;
@@ -207,6 +224,12 @@ SpecOrReason specForWeightType(const WeightType &t,
       s.layout = Layout::GgufQ4_K, s.bits = 4;
     else if (type == "Q6_K")
       s.layout = Layout::GgufQ6_K, s.bits = 6;
+    else if (type == "Q4_1")
+      s.layout = Layout::GgufQ4_1, s.bits = 4;
+    else if (type == "Q5_0")
+      s.layout = Layout::GgufQ5_0, s.bits = 5;
+    else if (type == "Q5_1")
+      s.layout = Layout::GgufQ5_1, s.bits = 5;
     else {
       r.reason = "gguf " + type + " has no JIT kernel yet";
       return r;
@@ -253,6 +276,11 @@ SpecOrReason specForWeightType(const WeightType &t,
     return r;
   }
   s.act = defaultActivations(s);
+  if (s.act == Activations::F32 && !s.f32Capable()) {
+    r.reason = "gguf " + s.ggmlType + " has only an int8-activation JIT kernel (" +
+               (hostHasInt8Dot() ? "f32 activations were requested" : "it needs AVX-512 VNNI") + ")";
+    return r;
+  }
   r.spec = s;
   return r;
 }

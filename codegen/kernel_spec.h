@@ -21,6 +21,9 @@ enum class Layout {
   GgufQ4_0, ///< GGUF rows of Q4_0 blocks (32 x 4-bit, f16 d)
   GgufQ4_K, ///< GGUF rows of Q4_K super-blocks (256, 8 sub-blocks with 6-bit scale / min)
   GgufQ6_K, ///< GGUF rows of Q6_K super-blocks (256, 16 sub-blocks with int8 scales)
+  GgufQ4_1, ///< GGUF rows of Q4_1 blocks (32 x 4-bit, f16 d and m): int8 activations only
+  GgufQ5_0, ///< GGUF rows of Q5_0 blocks (32 x 5-bit, f16 d): int8 activations only
+  GgufQ5_1, ///< GGUF rows of Q5_1 blocks (32 x 5-bit, f16 d and m): int8 activations only
   Awq4,     ///< AutoAWQ GEMM 4-bit: qweight [K, N/8] interleaved along N, qzeros, scales [K/G, N]
   Gptq4,    ///< GPTQ 4-bit: qweight [K/8, N] along K, qzeros [G', N/8], scales [G', N], g_idx
   CtWna16_4 ///< compressed-tensors pack-quantized 4-bit: weight_packed [N, ceil(K/8)]
@@ -78,8 +81,12 @@ struct KernelSpec {
   int64_t accumulationDepth() const;
   /// Resolves vectorWidth 0 to the host's.
   int lanes() const;
-  /// Whether an int8-activation kernel exists for this layout (on any host).
+  /// Whether an int8-activation kernel exists for this specialisation (on any host): GGUF Q8_0 /
+  /// Q4_0 / Q4_K / Q6_K with K % 32 == 0; AWQ / GPTQ 4-bit with K and the group multiples of 32
+  /// and no g_idx (act-order keeps f32 activations).
   bool int8Capable() const;
+  /// Whether an f32-activation kernel exists (GGUF Q4_1 / Q5_0 / Q5_1 have int8 kernels only).
+  bool f32Capable() const;
   /// Int8 kernels: rows of x quantized at a time (the m-block; the whole M for gemv).
   int64_t int8RowsPerBlock() const;
 };
@@ -88,7 +95,7 @@ struct KernelSpec {
 bool hostHasInt8Dot();
 /// The activation mode chosen for new specialisations of int8-capable layouts: the override set
 /// by setActivationOverride, else the environment variable QLC_CPU_ACTIVATIONS (f32 | int8),
-/// else int8 where the host has int8 dot products (GGUF layouts, as llama.cpp), else f32.
+/// else int8 where the host has int8 dot products (GGUF, AWQ, GPTQ; as llama.cpp), else f32.
 Activations defaultActivations(const KernelSpec &s);
 /// Process-wide override of defaultActivations (tests); nullopt restores the default.
 void setActivationOverride(std::optional<Activations> a);

@@ -73,6 +73,9 @@ std::vector<double> quantizedX(const std::vector<float> &x, int64_t k, std::vect
 ///      Q4_K's separate min term, so |y - x̂·w| <= gamma(K/32 + 16) * sum (|w_k| + 64 A_k) |x̂_k|,
 ///      where A_k = max |w| over k's 32-block bounds the Q4_K sub-block's d*sc*q and dmin*m
 ///      parts (w = dl*q - ml with >= 2 distinct codes among 32 gives |dl| <= 2A, |ml| <= 31A).
+///      AWQ / GPTQ (lanes = channels, one group per block): |y - x̂·w| <= gamma(K/32 + 3) *
+///      sum |w_k| |x̂_k| (the exact int32 block sum, the product s * dx, the FMA chain of K/32
+///      blocks, and the hook's own rounding of w = (c - z) * s for f32 / bf16 scales).
 ///  (2) accuracy against the f32 reference: |x̂_k - x_k| <= dx_b / 2 (1 + 2^-20) (round to
 ///      nearest), so |y - x·w| <= sum_k |w_k| dx_b / 2 (1 + 2^-20) + the bound of (1). The test
 ///      prints the observed error relative to sum |x w| and to max |y|.
@@ -106,7 +109,11 @@ void checkWeight(const TestWeight &tw, int vectorWidth = 0, const std::vector<in
     ASSERT_FALSE(bool(codegen::runQMatmul(spec, ptrs.data(), x.data(), m, yMt.data(), &pool3())));
     KernelSpec used = spec;
     used.mclass = codegen::mClassFor(m);
-    const double g = int8 ? gamma(k / codegen::kActBlock + 16) : gamma(used.accumulationDepth());
+    // AWQ / GPTQ int8 (lanes = channels): per block the exact int32 sum, one product s * dx and
+    // one FMA, a chain of K/32 blocks, no reduction; +1 for w = (c - z) * s rounding in the hook.
+    const bool cols = spec.family() == codegen::Family::ColsN;
+    const double g = int8 ? gamma(k / codegen::kActBlock + (cols ? 3 : 16))
+                          : gamma(used.accumulationDepth());
     std::vector<double> half, xh = int8 ? quantizedX(x, k, half) : std::vector<double>();
     int64_t bad = 0;
     double worst = 0, worstRef = 0, relMag = 0, relMax = 0, maxY = 0;
@@ -120,7 +127,7 @@ void checkWeight(const TestWeight &tw, int vectorWidth = 0, const std::vector<in
           mag += std::fabs(p);
           if (int8) {
             exactQ += xh[xi] * double(w[wi]);
-            magQ += (std::fabs(double(w[wi])) + 64 * blockMax[wi]) * std::fabs(xh[xi]);
+            magQ += (std::fabs(double(w[wi])) + (cols ? 0 : 64 * blockMax[wi])) * std::fabs(xh[xi]);
             quant += std::fabs(double(w[wi])) * half[xi] * (1 + 0x1p-20);
           }
         }
@@ -154,13 +161,15 @@ void checkWeight(const TestWeight &tw, int vectorWidth = 0, const std::vector<in
   }
 }
 
-/// The f32 kernel and, where the host has int8 dot products, the int8-activation kernel.
+/// The f32 kernel and, where the host has int8 dot products and the specialisation an int8
+/// kernel, the int8-activation kernel.
 void checkBoth(const TestWeight &tw, int vectorWidth = 0, const std::vector<int64_t> &ms = kMs) {
   {
     SCOPED_TRACE("f32 activations");
     checkWeight(tw, vectorWidth, ms, codegen::Activations::F32);
   }
-  if (codegen::hostHasInt8Dot()) {
+  auto sr = codegen::specForWeightType(tw.type, tw.elems());
+  if (codegen::hostHasInt8Dot() && sr.spec && sr.spec->int8Capable()) {
     SCOPED_TRACE("int8 activations");
     checkWeight(tw, vectorWidth, ms, codegen::Activations::Int8);
   }
@@ -190,37 +199,72 @@ TEST(CodegenGguf, Q6_K) {
   checkBoth(ggufWeight("Q6_K", 13, 512, 42), 8);
 }
 
+// GGUF Q4_1, Q5_0, Q5_1: int8-activation kernels only (no f32 kernel; without VNNI, or with f32
+// activations requested, the weight has no kernel and says why). Same shapes as Q4_0: N = 37
+// (wide tiles + 4-row + 1-row tails), an odd number of blocks (K = 96), K = 32.
+TEST(CodegenGguf, Q4_1Q5_0Q5_1Int8) {
+  for (const char *type : {"Q4_1", "Q5_0", "Q5_1"}) {
+    SCOPED_TRACE(type);
+    TestWeight tw = ggufWeight(type, 37, 96, 23);
+    if (!codegen::hostHasInt8Dot()) {
+      auto r = codegen::specForWeightType(tw.type, tw.elems());
+      EXPECT_FALSE(r.spec.has_value());
+      EXPECT_EQ(r.reason, std::string("gguf ") + type +
+                              " has only an int8-activation JIT kernel (it needs AVX-512 VNNI)");
+      continue;
+    }
+    for (auto [n, k] : {std::pair<int64_t, int64_t>{37, 96}, {64, 512}, {5, 32}})
+      checkWeight(ggufWeight(type, n, k, 24), 0, kMs, codegen::Activations::Int8);
+    checkWeight(ggufWeight(type, 40, 256, 25), 8, {1, 128}, codegen::Activations::Int8);
+    codegen::setActivationOverride(codegen::Activations::F32);
+    auto r = codegen::specForWeightType(tw.type, tw.elems());
+    codegen::setActivationOverride(std::nullopt);
+    EXPECT_FALSE(r.spec.has_value());
+    EXPECT_EQ(r.reason, std::string("gguf ") + type +
+                            " has only an int8-activation JIT kernel (f32 activations were requested)");
+  }
+}
+
+// AWQ / GPTQ shapes: N = 136 = 2 gemv tiles of 64 + an 8-channel tail; N = 56 = 32 + 16 + 8
+// (every tile width of both M-classes, int8 and f32); K = 96 = 3 blocks of 32 (odd).
 TEST(CodegenAwq, Groups) {
-  // N = 136 = 2 tiles of 64 + an 8-channel tail; N = 40 = 16 + 16 + 8.
-  for (int64_t g : {32, 128, -1})
-    checkWeight(awqWeight(136, 256, g, ElemKind::F16, 51));
-  checkWeight(awqWeight(40, 384, 64, ElemKind::F16, 52));
+  for (int64_t g : {32, 64, 128, -1}) {
+    SCOPED_TRACE("g" + std::to_string(g));
+    checkBoth(awqWeight(136, 256, g, ElemKind::F16, 51));
+  }
+  checkBoth(awqWeight(56, 384, 64, ElemKind::F16, 52));
+  checkBoth(awqWeight(40, 96, 32, ElemKind::F16, 56));
+  checkBoth(awqWeight(56, 96, -1, ElemKind::F16, 57));
 }
 
 TEST(CodegenAwq, ScaleTypesAndWidth8) {
-  checkWeight(awqWeight(40, 256, 64, ElemKind::BF16, 53), 0, {1, 16});
-  checkWeight(awqWeight(40, 256, 64, ElemKind::F32, 54), 0, {3, 128});
-  checkWeight(awqWeight(136, 256, 128, ElemKind::F16, 55), 8);
+  checkBoth(awqWeight(40, 256, 64, ElemKind::BF16, 53), 0, {1, 16});
+  checkBoth(awqWeight(40, 256, 64, ElemKind::F32, 54), 0, {3, 128});
+  checkBoth(awqWeight(136, 256, 128, ElemKind::F16, 55), 8);
 }
 
 TEST(CodegenGptq, SymAsymV1V2) {
   for (bool sym : {true, false})
     for (bool v1 : {true, false})
-      for (int64_t g : {32, 128, -1}) {
+      for (int64_t g : {32, 64, 128, -1}) {
         SCOPED_TRACE(std::string(sym ? "sym" : "asym") + (v1 ? " v1" : " v2") + " g" +
                      std::to_string(g));
-        checkWeight(gptqWeight(136, 256, g, sym, v1, false, ElemKind::F16, 61));
+        checkBoth(gptqWeight(136, 256, g, sym, v1, false, ElemKind::F16, 61));
+        checkBoth(gptqWeight(56, 96, g, sym, v1, false, ElemKind::F16, 62), 0, {1, 16, 513});
       }
 }
 
 TEST(CodegenGptq, ActOrderAndRaggedGroups) {
   for (bool sym : {true, false}) {
-    checkWeight(gptqWeight(40, 256, 32, sym, false, true, ElemKind::F16, 71));  // g_idx
-    checkWeight(gptqWeight(40, 200, 64, sym, true, false, ElemKind::F16, 72));  // ceil(K/G)
-    checkWeight(gptqWeight(40, 120, 20, sym, false, false, ElemKind::F16, 73)); // G % 8 != 0
+    SCOPED_TRACE(sym ? "sym" : "asym");
+    checkBoth(gptqWeight(40, 256, 32, sym, false, true, ElemKind::F16, 71));  // g_idx: f32 only
+    checkBoth(gptqWeight(40, 200, 64, sym, true, false, ElemKind::F16, 72));  // ceil(K/G), K % 32
+    checkBoth(gptqWeight(56, 224, 64, sym, true, false, ElemKind::F16, 76));  // ceil(K/G), int8
+    checkBoth(gptqWeight(40, 120, 20, sym, false, false, ElemKind::F16, 73)); // G % 8 != 0
   }
-  checkWeight(gptqWeight(40, 256, 32, false, true, true, ElemKind::BF16, 74), 0, {1, 128});
-  checkWeight(gptqWeight(136, 256, 128, false, true, false, ElemKind::F32, 75), 8);
+  checkBoth(gptqWeight(40, 256, 32, false, true, true, ElemKind::BF16, 74), 0, {1, 128});
+  checkBoth(gptqWeight(136, 256, 128, false, true, false, ElemKind::F32, 75), 8);
+  checkBoth(gptqWeight(56, 256, 64, true, false, false, ElemKind::BF16, 77), 0, {3, 128});
 }
 
 TEST(CodegenCt, GroupsAndChannel) {
@@ -271,8 +315,9 @@ TEST(CodegenSpec, UnsupportedLayoutsSayWhy) {
 }
 
 TEST(CodegenSpec, Int8OnlyWhereThereIsAKernel) {
-  // AWQ has f32 kernels only: asking for int8 activations is an error naming the kernel.
-  TestWeight a = awqWeight(40, 256, 32, ElemKind::F16, 1);
+  // Compressed-tensors has f32 kernels only: asking for int8 activations is an error naming
+  // the kernel.
+  TestWeight a = ctWeight(37, 256, 32, false, false, false, 1);
   KernelSpec s = *codegen::specForWeightType(a.type, a.elems()).spec;
   EXPECT_EQ(s.act, codegen::Activations::F32);
   s.act = codegen::Activations::Int8;
@@ -290,6 +335,15 @@ TEST(CodegenSpec, Int8OnlyWhereThereIsAKernel) {
   codegen::setActivationOverride(codegen::Activations::F32);
   EXPECT_EQ(act(), codegen::Activations::F32);
   codegen::setActivationOverride(std::nullopt);
+  // AWQ / GPTQ: int8 on VNNI hosts when every 32-block lies in one group; act-order keeps f32.
+  auto actOf = [](const TestWeight &t) { return codegen::specForWeightType(t.type, t.elems()).spec->act; };
+  const auto hostInt8 = codegen::hostHasInt8Dot() ? codegen::Activations::Int8 : codegen::Activations::F32;
+  EXPECT_EQ(actOf(awqWeight(40, 256, 64, ElemKind::F16, 1)), hostInt8);
+  EXPECT_EQ(actOf(gptqWeight(40, 256, 32, false, true, false, ElemKind::F16, 1)), hostInt8);
+  EXPECT_EQ(actOf(gptqWeight(40, 256, 32, false, true, true, ElemKind::F16, 1)),
+            codegen::Activations::F32);
+  EXPECT_EQ(actOf(gptqWeight(40, 120, 20, true, false, false, ElemKind::F16, 1)),
+            codegen::Activations::F32);
 }
 
 TEST(CodegenSpec, KeysDistinguishSpecialisations) {
