@@ -118,63 +118,51 @@ std::string dequantizeW8(const WeightType &t, const PartBytesMap &parts, float *
   return "";
 }
 
+/// !npu_w4 and !npu_w8 differ only in their weight part: both carry antiquant_scale and an
+/// optional antiquant_offset [K/G, N] and take the same parameters.
+void registerAntiquantType(const char *mnemonic, const char *summary,
+                           std::string (*verify)(const WeightType &),
+                           std::string (*dequantize)(const WeightType &, const PartBytesMap &, float *),
+                           PartSpec (*weightPart)(const W4Dims &)) {
+  WeightTypeDef def;
+  def.mnemonic = mnemonic;
+  def.summary = summary;
+  def.params = {
+      {"group", AttrKind::Int, std::nullopt, {}, "antiquant group size along K; -1 = per-channel"},
+      {"shape", AttrKind::IntArray, std::nullopt, {}, "[N, K] = [out_features, in_features]"},
+  };
+  def.verify = verify;
+  def.logicalShape = [](const WeightType &t) { return t.intArrayParam("shape"); };
+  def.parts = [weightPart](const WeightType &t) {
+    W4Dims d = w4Dims(t);
+    std::vector<ElemKind> floats = {ElemKind::F16, ElemKind::BF16, ElemKind::F32};
+    return std::vector<PartSpec>{
+        weightPart(d),
+        {"antiquant_scale", floats, {d.k / d.g, d.n}, false, 1, 1},
+        {"antiquant_offset", floats, {d.k / d.g, d.n}, true, 1, 1},
+    };
+  };
+  def.dequantize = dequantize;
+  WeightTypeRegistry::get().add(std::move(def));
+}
+
 } // namespace
 
 void registerNpuTypes() {
-  {
-    WeightTypeDef def;
-    def.mnemonic = "npu_w4";
-    def.summary = "Ascend W4A16 (npu_weight_quant_batchmatmul): int4 in int32 [K, N/8], natural "
-                  "column order, two's complement; W = (w + antiquant_offset) * antiquant_scale";
-    def.params = {
-        {"group",
-         AttrKind::Int,
-         std::nullopt,
-         {},
-         "antiquant group size along K; -1 = per-channel"},
-        {"shape", AttrKind::IntArray, std::nullopt, {}, "[N, K] = [out_features, in_features]"},
-    };
-    def.verify = verifyW4;
-    def.logicalShape = [](const WeightType &t) { return t.intArrayParam("shape"); };
-    def.parts = [](const WeightType &t) {
-      W4Dims d = w4Dims(t);
-      std::vector<ElemKind> floats = {ElemKind::F16, ElemKind::BF16, ElemKind::F32};
-      return std::vector<PartSpec>{
-          {"weight", {ElemKind::I32}, {d.k, d.n / 8}, false, 1, 8},
-          {"antiquant_scale", floats, {d.k / d.g, d.n}, false, 1, 1},
-          {"antiquant_offset", floats, {d.k / d.g, d.n}, true, 1, 1},
-      };
-    };
-    def.dequantize = dequantizeW4;
-    WeightTypeRegistry::get().add(std::move(def));
-  }
-  {
-    WeightTypeDef def;
-    def.mnemonic = "npu_w8";
-    def.summary = "Ascend W8A16 (npu_weight_quant_batchmatmul with an int8 weight): int8 [K, N], "
-                  "W = (w + antiquant_offset) * antiquant_scale";
-    def.params = {
-        {"group",
-         AttrKind::Int,
-         std::nullopt,
-         {},
-         "antiquant group size along K; -1 = per-channel"},
-        {"shape", AttrKind::IntArray, std::nullopt, {}, "[N, K] = [out_features, in_features]"},
-    };
-    def.verify = verifyW8Antiquant;
-    def.logicalShape = [](const WeightType &t) { return t.intArrayParam("shape"); };
-    def.parts = [](const WeightType &t) {
-      W4Dims d = w4Dims(t);
-      std::vector<ElemKind> floats = {ElemKind::F16, ElemKind::BF16, ElemKind::F32};
-      return std::vector<PartSpec>{
-          {"weight", {ElemKind::I8}, {d.k, d.n}, false, 1, 1},
-          {"antiquant_scale", floats, {d.k / d.g, d.n}, false, 1, 1},
-          {"antiquant_offset", floats, {d.k / d.g, d.n}, true, 1, 1},
-      };
-    };
-    def.dequantize = dequantizeW8Antiquant;
-    WeightTypeRegistry::get().add(std::move(def));
-  }
+  registerAntiquantType(
+      "npu_w4",
+      "Ascend W4A16 (npu_weight_quant_batchmatmul): int4 in int32 [K, N/8], natural column order, "
+      "two's complement; W = (w + antiquant_offset) * antiquant_scale",
+      verifyW4, dequantizeW4, [](const W4Dims &d) {
+        return PartSpec{"weight", {ElemKind::I32}, {d.k, d.n / 8}, false, 1, 8};
+      });
+  registerAntiquantType(
+      "npu_w8",
+      "Ascend W8A16 (npu_weight_quant_batchmatmul with an int8 weight): int8 [K, N], "
+      "W = (w + antiquant_offset) * antiquant_scale",
+      verifyW8Antiquant, dequantizeW8Antiquant, [](const W4Dims &d) {
+        return PartSpec{"weight", {ElemKind::I8}, {d.k, d.n}, false, 1, 1};
+      });
   {
     WeightTypeDef def;
     def.mnemonic = "npu_w8a8";
