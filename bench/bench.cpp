@@ -25,6 +25,7 @@
 #include "codegen/moe.h"
 #include "runtime/moe_routing.h"
 #include "codegen/qmatmul.h"
+#include "codegen/repack.h"
 #include "codegen/thread_pool.h"
 #include "ir/weight_type.h"
 #include "schemes/all_schemes.h"
@@ -142,10 +143,18 @@ struct QWeights {
     std::vector<std::string> slots = spec.partSlots();
     const bool words = fmt == Fmt::AWQ || fmt == Fmt::GPTQ;
     const ElemKind elems[] = {words ? ElemKind::I32 : ElemKind::U8, ElemKind::I32, ElemKind::F16};
-    for (size_t i = 0; i < slots.size(); ++i)
-      if (!slots[i].empty())
-        m[slots[i]] = PartView{elems[i], llvm::ArrayRef<uint8_t>(pools[i].data() + c * partBytes[i],
-                                                               size_t(partBytes[i]))};
+    std::vector<std::vector<uint8_t>> rows(slots.size()); // repacked parts in checkpoint order
+    for (size_t i = 0; i < slots.size(); ++i) {
+      if (slots[i].empty())
+        continue;
+      const uint8_t *at = pools[i].data() + c * partBytes[i];
+      if (codegen::isRepackedPart(spec, i)) {
+        rows[i].resize(size_t(partBytes[i]));
+        codegen::unrepackPart(spec, i, at, rows[i].data(), 1);
+        at = rows[i].data();
+      }
+      m[slots[i]] = PartView{elems[i], llvm::ArrayRef<uint8_t>(at, size_t(partBytes[i]))};
+    }
     std::vector<float> w(size_t(n * k));
     std::string err = type.def->dequantize(type, m, w.data());
     if (!err.empty()) {
@@ -226,6 +235,13 @@ std::unique_ptr<QWeights> makeWeights(Fmt fmt, int64_t n, int64_t k, int64_t cop
       std::memcpy(&sc[b], &d, 2);
     }
   }
+  // The kernels' layout, as the cpu executor prepares it (codegen/repack.h).
+  for (size_t i = 0; i < q->pools.size(); ++i)
+    if (codegen::isRepackedPart(q->spec, i)) {
+      std::vector<uint8_t> packed(q->pools[i].size());
+      codegen::repackPart(q->spec, i, q->pools[i].data(), packed.data(), copies);
+      q->pools[i] = std::move(packed);
+    }
   return q;
 }
 

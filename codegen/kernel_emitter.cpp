@@ -705,14 +705,59 @@ private:
     }
   }
 
+  /// Q4_0 gemv: the codes and per-lane scales of blocks blk, blk + 1 of a row from one 36-byte
+  /// (masked, so never past the weights) load, with two byte/word permutes and a variable shift
+  /// instead of the generic pair's inserts and broadcasts, which all queue on one shuffle port:
+  /// that port, not memory, bounded the generic gemv (~10 GB/s of weights per core). The lanes
+  /// come in interleaveLanes' order.
+  std::pair<Value *, Value *> q4_0PairInterleaved(Value *rowB, Value *blk) {
+    std::vector<Constant *> mask;
+    for (int l = 0; l < 64; ++l)
+      mask.push_back(b.getInt1(l < 36));
+    Value *v = b.CreateMaskedLoad(vi(i8, 64), gepB(rowB, b.CreateMul(blk, c64(18))), Align(1),
+                                  ConstantVector::get(mask), Constant::getNullValue(vi(i8, 64)));
+    std::vector<int> qs; // [qs0, qs1, qs0, qs1]: the low nibbles of lanes 0-1, high of 2-3
+    for (int rep = 0; rep < 2; ++rep)
+      for (int blkOff : {2, 20})
+        for (int l = 0; l < 16; ++l)
+          qs.push_back(blkOff + l);
+    Value *q = b.CreateBitCast(b.CreateShuffleVector(v, qs), vi(i64, 8));
+    std::vector<Constant *> sh;
+    for (int l = 0; l < 8; ++l)
+      sh.push_back(b.getInt64(l < 4 ? 0 : 4));
+    q = b.CreateLShr(q, ConstantVector::get(sh));
+    q = b.CreateAnd(b.CreateBitCast(q, vi(i8, 64)), splatI8(64, 15));
+    std::vector<int> ds; // the f16 d of block 0 (word 0) and block 1 (word 9), 4 lanes each
+    for (int rep = 0; rep < 2; ++rep)
+      for (int w : {0, 9})
+        for (int l = 0; l < 4; ++l)
+          ds.push_back(w);
+    Value *d = b.CreateShuffleVector(b.CreateBitCast(v, VectorType::get(f16, 32, false)), ds);
+    return {q, b.CreateFPExt(d, vf(16))};
+  }
+
   Value *dot16(Value *acc, Value *codes, Value *xq) {
     Function *f = Intrinsic::getDeclaration(&M_, Intrinsic::x86_avx512_vpdpbusd_512);
     return b.CreateCall(f, {acc, b.CreateBitCast(codes, vi(i32, 16)), b.CreateBitCast(xq, vi(i32, 16))});
   }
 
   /// acc[i][r] += (sum over the pair of 32-blocks at blk of (c - zp) * xq) * sw * dx.
+  /// The 128-bit lanes of a pair in the order of q4_0PairInterleaved's codes: block 0's elements
+  /// 0..15, block 1's 0..15, block 0's 16..31, block 1's 16..31.
+  static constexpr int kInterleave[4] = {0, 2, 1, 3};
+  Value *interleaveLanes(Value *v, int laneElems) {
+    std::vector<int> idx;
+    for (int q : kInterleave)
+      for (int l = 0; l < laneElems; ++l)
+        idx.push_back(q * laneElems + l);
+    return b.CreateShuffleVector(v, idx);
+  }
+
+  /// `interleaved`: the pair's codes are in q4_0PairInterleaved's order (int32 lanes 0..3 and
+  /// 8..11 block blk, 4..7 and 12..15 block blk + 1); x, its scales and the bias follow.
   void int8PairStep(std::vector<std::vector<AllocaInst *>> &acc, const std::vector<Value *> &xi,
-                    Value *blk, std::vector<std::pair<Value *, Value *>> &w, bool single) {
+                    Value *blk, std::vector<std::pair<Value *, Value *>> &w, bool single,
+                    bool interleaved = false) {
     const bool zp = zeroPoint8() != 0;
     for (size_t i = 0; i < acc.size(); ++i) {
       // Lanes 0..7: block blk, 8..15: blk + 1 (absent: zero, the last block of an odd count).
@@ -724,10 +769,14 @@ private:
         xq = load(vi(i8, 64), xqAt(xi[i], blk), 1);
       dx = pairScale(load(f32, blockDataAt(0, xi[i], blk), 4),
                      single ? ConstantFP::get(f32, 0.0) : load(f32, blockDataAt(0, xi[i], blk1), 4));
+      if (interleaved) {
+        xq = interleaveLanes(xq, 16);
+        dx = interleaveLanes(dx, 4);
+      }
       if (zp)
         for (int bb = 0; bb < (single ? 1 : 2); ++bb) {
           Value *at = blockDataAt(1, xi[i], bb ? blk1 : blk);
-          bias = b.CreateInsertElement(bias, load(i32, at, 4), uint64_t(8 * bb));
+          bias = b.CreateInsertElement(bias, load(i32, at, 4), uint64_t((interleaved ? 4 : 8) * bb));
           if (splitBias())
             bias = b.CreateInsertElement(bias, load(i32, gepB(at, c64(4)), 4), uint64_t(8 * bb + 4));
         }
@@ -767,10 +816,23 @@ private:
     }
   }
 
+  /// gemv: prefetch the next n-tile's weights while this one runs, in proportion (step `u` of
+  /// the tile's K walk prefetches step u's share of the next tile's R rows, which are contiguous
+  /// after this tile's). The tile's R rows are R concurrent streams with short rows (K = 4096 Q4_0:
+  /// 2304 bytes), which the hardware prefetchers ramp up on too late; past the end of the weights
+  /// nothing is dereferenced (prefetches do not fault).
+  void prefetchNextTile(Value *rowB0, int R, Value *u, int64_t stepBytes) {
+    const int64_t rowBytes = s_.k / unitK() * blockBytes(), dist = R * rowBytes;
+    Value *at = gepB(rowB0, b.CreateAdd(c64(dist), b.CreateMul(u, c64(R * stepBytes))));
+    for (int64_t off = 0; off < R * stepBytes; off += 64)
+      b.CreateIntrinsic(Intrinsic::prefetch, {ptr},
+                        {gepB(at, c64(off)), b.getInt32(0), b.getInt32(3), b.getInt32(1)});
+  }
+
   /// Rows [m0, m0+MR) (scratch rows m0 - mb ...) x channels [n0, n0+R).
   void int8Tile(Value *mb, Value *m0, int MR, Value *n0, int R) {
     const bool kq = s_.layout == Layout::GgufQ4_K || s_.layout == Layout::GgufQ6_K;
-    const bool mins = hasMins();
+    const bool mins = hasMins(), prefetch = s_.mclass == MClass::Gemv;
     std::vector<std::vector<AllocaInst *>> acc(MR, std::vector<AllocaInst *>(R)), macc = acc;
     for (int i = 0; i < MR; ++i)
       for (int r = 0; r < R; ++r) {
@@ -796,6 +858,8 @@ private:
         std::vector<Unit> units;
         for (int r = 0; r < R; ++r)
           units.push_back(setupUnit(rowB[r], rows[r], u));
+        if (prefetch)
+          prefetchNextTile(rowB[0], R, u, blockBytes());
         Value *blk0 = b.CreateMul(u, c64(8));
         for (int p = 0; p < 4; ++p) {
           std::vector<std::pair<Value *, Value *>> w;
@@ -819,6 +883,15 @@ private:
     } else {
       loop(c64(0), c64(nBlk() / 2), 1, [&](Value *u2) {
         Value *blk = b.CreateMul(u2, c64(2));
+        if (prefetch)
+          prefetchNextTile(rowB[0], R, u2, 2 * blockBytes());
+        if (s_.layout == Layout::GgufQ4_0) {
+          std::vector<std::pair<Value *, Value *>> w;
+          for (int r = 0; r < R; ++r)
+            w.push_back(q4_0PairInterleaved(rowB[r], blk));
+          int8PairStep(acc, xi, blk, w, false, true);
+          return;
+        }
         std::vector<Unit> u0, u1;
         for (int r = 0; r < R; ++r) {
           u0.push_back(setupUnit(rowB[r], rows[r], blk));
@@ -1086,8 +1159,120 @@ private:
       }
   }
 
+  // ---- Packing::Channels16 (GGUF Q4_0 re-laid-out at load, codegen/repack.h) ----------------
+  // Lanes are output channels as in the wide tile, read straight from the weights: per 16
+  // channels and 32-block, 16 f16 scales and 4 words whose low / high nibbles are the operands of
+  // elements 4j.. / 16 + 4j.., so 64 weights cost one vpdpbusd and ~1.5 ALU ops (the row layout:
+  // ~6 cycles of shuffles and per-lane scale work per 64 weights and row).
+  static constexpr int64_t kC16Bytes = 16 * 18;
+  Value *c16Block(Value *group, Value *blk) {
+    return gepB(P[0], b.CreateMul(b.CreateAdd(b.CreateMul(group, c64(nBlk())), blk), c64(kC16Bytes)));
+  }
+  /// The 8 operands (k4 = 0..7 of the block) of 16 channels from a group block's 4 words.
+  std::vector<Value *> c16Operands(Value *at) {
+    std::vector<Value *> ops(8);
+    Value *mask = splat(16, c32(0x0F0F0F0F));
+    for (int j = 0; j < 4; ++j) {
+      Value *w = load(vi(i32, 16), gepB(at, c64(32 + 64 * j)), 4);
+      ops[j] = b.CreateAnd(w, mask);
+      ops[4 + j] = b.CreateAnd(b.CreateLShr(w, splat(16, c32(4))), mask);
+    }
+    return ops;
+  }
+  Value *c16Scales(Value *at) { return b.CreateFPExt(load(VectorType::get(f16, 16, false), at, 2), vf(16)); }
+
+  /// gemv: rows [m0, m0+MR) x channels [n0, n0 + 16 NG) from the re-laid-out weights. With one
+  /// row the 8 dot products of a block run as two chains (vpdpbusd's latency would bound them).
+  void c16GemvTile(Value *mb, Value *m0, int MR, Value *n0, int NG) {
+    const int chains = MR == 1 ? 2 : 1;
+    std::vector<std::vector<AllocaInst *>> acc(MR, std::vector<AllocaInst *>(NG));
+    for (int i = 0; i < MR; ++i)
+      for (int g = 0; g < NG; ++g) {
+        acc[i][g] = slot(vf(16), "acc");
+        store(Constant::getNullValue(vf(16)), acc[i][g], 4);
+      }
+    std::vector<Value *> xi(MR);
+    for (int i = 0; i < MR; ++i)
+      xi[i] = b.CreateAdd(b.CreateSub(m0, mb), c64(i));
+    Value *g0 = b.CreateUDiv(n0, c64(16));
+    Function *dp = Intrinsic::getDeclaration(&M_, Intrinsic::x86_avx512_vpdpbusd_512);
+    loop(c64(0), c64(nBlk()), 1, [&](Value *blk) {
+      std::vector<Value *> d(NG);
+      std::vector<std::vector<Value *>> ops(NG);
+      for (int g = 0; g < NG; ++g) {
+        Value *at = c16Block(b.CreateAdd(g0, c64(g)), blk);
+        // 4 blocks ahead in each group's stream: ~5% at 2 threads over the hardware prefetcher
+        // alone (4096 x 14336, DRAM-resident); no fault past the end.
+        for (int64_t off = 0; off < kC16Bytes; off += 64)
+          b.CreateIntrinsic(Intrinsic::prefetch, {ptr}, {gepB(at, c64(4 * kC16Bytes + off)),
+                                                         b.getInt32(0), b.getInt32(3), b.getInt32(1)});
+        d[g] = c16Scales(at);
+        ops[g] = c16Operands(at);
+      }
+      for (int i = 0; i < MR; ++i) {
+        Value *xq = xqAt(xi[i], blk);
+        Value *dx = splat(16, load(f32, blockDataAt(0, xi[i], blk), 4));
+        Value *bias = splat(16, load(i32, blockDataAt(1, xi[i], blk), 4));
+        for (int g = 0; g < NG; ++g) {
+          std::vector<Value *> ia(chains, Constant::getNullValue(vi(i32, 16)));
+          ia[0] = bias;
+          for (int k4 = 0; k4 < 8; ++k4) {
+            Value *xb = splat(16, load(i32, gepB(xq, c64(4 * k4)), 1));
+            ia[k4 % chains] = b.CreateCall(dp, {ia[k4 % chains], ops[g][size_t(k4)], xb});
+          }
+          Value *sum = chains == 2 ? b.CreateAdd(ia[0], ia[1]) : ia[0];
+          store(fma(b.CreateSIToFP(sum, vf(16)), b.CreateFMul(d[g], dx), load(vf(16), acc[i][g], 4)),
+                acc[i][g], 4);
+        }
+      }
+    }, "cb");
+    for (int i = 0; i < MR; ++i)
+      for (int g = 0; g < NG; ++g) {
+        Value *yi = b.CreateAdd(b.CreateMul(b.CreateAdd(m0, c64(i)), c64(s_.n)),
+                                b.CreateAdd(n0, c64(16 * g)));
+        store(load(vf(16), acc[i][g], 4), gep(f32, Y, yi), 4);
+      }
+  }
+
+  /// gemm: the wide panel of channels [n0, n0 + 32) from the re-laid-out weights (vector moves
+  /// only; the row layout's fill transposes through scalar stores).
+  void fillWidePanelC16(Value *n0) {
+    Value *g0 = b.CreateUDiv(n0, c64(16));
+    loop(c64(0), c64(nBlk()), 1, [&](Value *blk) {
+      for (int v = 0; v < 2; ++v) {
+        Value *at = c16Block(b.CreateAdd(g0, c64(v)), blk);
+        std::vector<Value *> ops = c16Operands(at);
+        for (int k4 = 0; k4 < 8; ++k4)
+          store(ops[size_t(k4)], widePanel(blk, k4 * 128 + v * 64), 4);
+        store(c16Scales(at), widePanel(blk, 1024 + v * 64), 4);
+      }
+    }, "cf");
+  }
+
   void emitRowsKInt8() {
     const bool panel = s_.mclass == MClass::Gemm;
+    if (s_.packing() == Packing::Channels16) {
+      loop(c64(0), Mrows, qRows(), [&](Value *mb) {
+        Value *mbEnd = b.CreateAdd(mb, c64(qRows()));
+        Value *mEnd = b.CreateSelect(b.CreateICmpSLT(mbEnd, Mrows), mbEnd, Mrows);
+        quantizeRows(mb, mEnd);
+        if (panel) { // N % 32 == 0: wide tiles only
+          loop(NB, NE, kWideN, [&](Value *n0) {
+            fillWidePanelC16(n0);
+            mTiles(mb, mEnd, [&](Value *m0, int MR) { wideTile(mb, m0, MR, n0); });
+          }, "nw");
+          return;
+        }
+        Value *n = loop(NB, b.CreateSub(NE, c64(63)), 64, [&](Value *n0) {
+          mTiles(mb, mEnd, [&](Value *m0, int MR) { c16GemvTile(mb, m0, MR, n0, 4); }, 2);
+        }, "n64");
+        if (s_.n % 64) // chunks start at multiples of 64: only N's last 32 channels
+          loop(n, NE, 32, [&](Value *n0) {
+            mTiles(mb, mEnd, [&](Value *m0, int MR) { c16GemvTile(mb, m0, MR, n0, 2); }, 2);
+          }, "n32");
+      }, "mb");
+      return;
+    }
     loop(c64(0), Mrows, qRows(), [&](Value *mb) {
       Value *mbEnd = b.CreateAdd(mb, c64(qRows()));
       Value *mEnd = b.CreateSelect(b.CreateICmpSLT(mbEnd, Mrows), mbEnd, Mrows);

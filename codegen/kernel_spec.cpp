@@ -23,6 +23,11 @@ Family KernelSpec::family() const {
   }
 }
 
+Packing KernelSpec::packing() const {
+  return layout == Layout::GgufQ4_0 && act == Activations::Int8 && n % 32 == 0
+             ? Packing::Channels16 : Packing::Rows;
+}
+
 int KernelSpec::lanes() const { return vectorWidth ? vectorWidth : hostVectorWidth(); }
 
 static const char *layoutName(Layout l) {
@@ -57,6 +62,8 @@ std::string KernelSpec::key() const {
   s += ".v" + std::to_string(lanes());
   if (act == Activations::Int8)
     s += ".a8";
+  if (packing() == Packing::Channels16)
+    s += ".c16";
   return s;
 }
 
@@ -144,6 +151,8 @@ std::vector<std::string> KernelSpec::partSlots() const {
 int64_t KernelSpec::nAlign() const { return family() == Family::ColsN ? 8 : 1; }
 
 int64_t KernelSpec::threadAlign() const {
+  if (packing() == Packing::Channels16 && mclass == MClass::Gemv)
+    return 64; // 4 groups of 16 channels a tile (a 2-group tile takes N's tail of 32)
   if (family() == Family::ColsN && act == Activations::Int8) // 16-channel vectors: 8 / 4 / 2
     return mclass == MClass::Gemm ? 32 : layout == Layout::Awq4 ? 128 : 64;
   if (family() == Family::ColsN) // gemv: kColsNV column vectors a tile

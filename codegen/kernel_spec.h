@@ -48,6 +48,13 @@ enum class Activations { F32, Int8 };
 /// Elements per activation quantization block (one f32 scale each).
 inline constexpr int64_t kActBlock = 32;
 
+/// How the kernels read a weight's main part: as the checkpoint stores it (Rows), or re-laid-out
+/// once when the weight is prepared (codegen/repack.h) so that vector lanes are output channels.
+/// Channels16 (GGUF Q4_0, int8 activations, N a multiple of 32): per 16 output channels and
+/// 32-block, the 16 f16 scales then 4 x 16 int32 words, word (j, c) = bytes 4j .. 4j+3 of channel
+/// c's 16 code bytes (low nibbles: elements 4j .. 4j+3, high: 16 + 4j ..); the same bytes.
+enum class Packing { Rows, Channels16 };
+
 struct KernelSpec {
   Layout layout = Layout::GgufQ8_0;
   int bits = 8;
@@ -79,6 +86,10 @@ struct KernelSpec {
   /// f32-activation kernels: depth of the f32 accumulation chain of one output (sequential roundings), for the error
   /// bound |y_kernel - y_exact| <= gamma(depth) * sum_k |x_k w_k|, gamma(d) = d u / (1 - d u).
   int64_t accumulationDepth() const;
+  /// How the kernels read the main part (a function of the fields above): Channels16 for GGUF
+  /// Q4_0 with int8 activations and N a multiple of 32 (every real model's N, so the wide tiles
+  /// never leave a ragged tail in that layout), else Rows.
+  Packing packing() const;
   /// Resolves vectorWidth 0 to the host's.
   int lanes() const;
   /// Whether an int8-activation kernel exists for this specialisation (on any host): GGUF Q8_0 /

@@ -5,6 +5,7 @@
 
 #include "codegen/moe.h"
 #include "codegen/qmatmul.h"
+#include "codegen/repack.h"
 #include "codegen/thread_pool.h"
 #include "ir/op_registry.h"
 
@@ -61,6 +62,17 @@ llvm::Expected<const CpuExecutor::Prepared *> CpuExecutor::prepare(const Operati
     if (bytes->bytes.size() % size_t(stacks))
       return opError(op, "@" + w.name() + " part '" + slot + "' does not split into " +
                              llvm::Twine(stacks) + " experts");
+    const size_t slotIndex = p->ptrs.size();
+    if (codegen::isRepackedPart(p->spec, slotIndex)) { // re-laid-out once, the same size
+      const int64_t expect = stacks * p->spec.n * (p->spec.k / 32) * 18;
+      if (int64_t(bytes->bytes.size()) != expect)
+        return opError(op, "@" + w.name() + " part '" + slot + "' has " +
+                               llvm::Twine(bytes->bytes.size()) + " bytes, expected " +
+                               llvm::Twine(expect));
+      auto owned = std::make_shared<std::vector<uint8_t>>(bytes->bytes.size());
+      codegen::repackPart(p->spec, slotIndex, bytes->bytes.data(), owned->data(), stacks);
+      *bytes = PartBytes{*owned, owned};
+    }
     p->ptrs.push_back(bytes->bytes.data());
     p->strides.push_back(int64_t(bytes->bytes.size()) / stacks);
     p->parts.push_back(std::move(*bytes));

@@ -17,6 +17,7 @@
 #include "codegen/jit.h"
 #include "codegen/kernel_spec.h"
 #include "codegen/qmatmul.h"
+#include "codegen/repack.h"
 #include "ir/weight_type.h"
 #include "schemes/all_schemes.h"
 #include "schemes/awq/codec.h"
@@ -99,8 +100,16 @@ void checkWeight(const TestWeight &tw, int vectorWidth = 0, const std::vector<in
     std::fill_n(blockMax.begin() + std::ptrdiff_t(b0), 32, a);
   }
   std::vector<const uint8_t *> ptrs;
-  for (const std::string &s : spec.partSlots())
-    ptrs.push_back(s.empty() ? nullptr : tw.parts.at(s).second.data());
+  std::vector<std::vector<uint8_t>> repacked; // the kernel layout of parts read re-laid-out
+  for (const std::string &s : spec.partSlots()) {
+    const uint8_t *at = s.empty() ? nullptr : tw.parts.at(s).second.data();
+    if (codegen::isRepackedPart(spec, ptrs.size())) {
+      repacked.emplace_back(tw.parts.at(s).second.size());
+      codegen::repackPart(spec, ptrs.size(), at, repacked.back().data(), 1);
+      at = repacked.back().data();
+    }
+    ptrs.push_back(at);
+  }
   for (int64_t m : ms) {
     SCOPED_TRACE("M = " + std::to_string(m) + ", spec " + spec.key());
     std::vector<float> x = randomVec(m * k, uint32_t(1000 + m));
@@ -182,7 +191,8 @@ TEST(CodegenGguf, Q8_0) {
 }
 
 TEST(CodegenGguf, Q4_0) {
-  for (auto [n, k] : {std::pair<int64_t, int64_t>{37, 96}, {64, 512}, {5, 32}})
+  // 64 / 160 / 96: int8 kernels on the Channels16 packing (4-group tiles, the 2-group tail).
+  for (auto [n, k] : {std::pair<int64_t, int64_t>{37, 96}, {64, 512}, {5, 32}, {160, 96}, {96, 64}})
     checkBoth(ggufWeight("Q4_0", n, k, 21));
   checkBoth(ggufWeight("Q4_0", 37, 96, 22), 8);
 }

@@ -1,0 +1,86 @@
+// The load-time re-layout of weights for the kernels (codegen/repack.h): bytes move, none change,
+// and the inverse gives the input back bit for bit. The kernels on the re-laid-out weights are
+// checked against the reference in codegen_test.cpp (CodegenGguf.Q4_0, int8 activations).
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+
+#include "codegen/kernel_spec.h"
+#include "codegen/repack.h"
+
+namespace qlc {
+namespace {
+
+using codegen::KernelSpec;
+
+KernelSpec q4_0(int64_t n, int64_t k, codegen::Activations act) {
+  KernelSpec s;
+  s.layout = codegen::Layout::GgufQ4_0;
+  s.bits = 4;
+  s.ggmlType = "Q4_0";
+  s.n = n;
+  s.k = k;
+  s.act = act;
+  return s;
+}
+
+std::vector<uint8_t> randomBytes(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<uint8_t> v(n);
+  for (uint8_t &b : v)
+    b = uint8_t(rng());
+  return v;
+}
+
+TEST(Repack, WhichSpecsRepack) {
+  using codegen::Activations;
+  EXPECT_EQ(q4_0(64, 128, Activations::Int8).packing(), codegen::Packing::Channels16);
+  EXPECT_TRUE(codegen::isRepackedPart(q4_0(64, 128, Activations::Int8), 0));
+  // f32 kernels read rows; N must be a multiple of 32 (no ragged wide tile).
+  EXPECT_EQ(q4_0(64, 128, Activations::F32).packing(), codegen::Packing::Rows);
+  EXPECT_EQ(q4_0(48, 128, Activations::Int8).packing(), codegen::Packing::Rows);
+  EXPECT_FALSE(codegen::isRepackedPart(q4_0(48, 128, Activations::Int8), 0));
+  KernelSpec q8 = q4_0(64, 128, Activations::Int8);
+  q8.layout = codegen::Layout::GgufQ8_0;
+  EXPECT_EQ(q8.packing(), codegen::Packing::Rows);
+}
+
+TEST(Repack, Q4_0Channels16RoundTripAndClosedForm) {
+  for (auto [n, k, stacks] : {std::tuple<int64_t, int64_t, int64_t>{32, 32, 1}, {96, 128, 1},
+                              {64, 4096, 1}, {160, 96, 3}}) {
+    SCOPED_TRACE("N = " + std::to_string(n) + ", K = " + std::to_string(k) + ", stacks " +
+                 std::to_string(stacks));
+    KernelSpec s = q4_0(n, k, codegen::Activations::Int8);
+    const int64_t blocks = k / 32, matrix = n * blocks * 18;
+    std::vector<uint8_t> in = randomBytes(size_t(matrix * stacks), uint32_t(n + k));
+    std::vector<uint8_t> packed(in.size(), 0xAA), back(in.size(), 0x55);
+    codegen::repackPart(s, 0, in.data(), packed.data(), stacks);
+    codegen::unrepackPart(s, 0, packed.data(), back.data(), stacks);
+    EXPECT_EQ(back, in);
+    // The layout the kernels read (KernelSpec::Packing): group g, block b at (g·blocks + b)·288;
+    // channel c's d at 2c, its code bytes 4j..4j+3 at 32 + 4(16j + c).
+    int64_t wrong = 0;
+    for (int64_t e = 0; e < stacks; ++e)
+      for (int64_t row = 0; row < n; ++row)
+        for (int64_t blk = 0; blk < blocks; ++blk) {
+          const uint8_t *src = in.data() + e * matrix + (row * blocks + blk) * 18;
+          const uint8_t *grp = packed.data() + e * matrix + ((row / 16) * blocks + blk) * 288;
+          const int64_t c = row % 16;
+          wrong += std::memcmp(grp + 2 * c, src, 2) != 0;
+          for (int64_t j = 0; j < 4; ++j)
+            wrong += std::memcmp(grp + 32 + 4 * (16 * j + c), src + 2 + 4 * j, 4) != 0;
+        }
+    EXPECT_EQ(wrong, 0);
+    // A permutation: every byte of the input lands somewhere (the multiset of bytes is kept).
+    std::vector<int64_t> hin(256), hout(256);
+    for (size_t i = 0; i < in.size(); ++i) {
+      ++hin[in[i]];
+      ++hout[packed[i]];
+    }
+    EXPECT_EQ(hin, hout);
+  }
+}
+
+} // namespace
+} // namespace qlc
