@@ -1159,78 +1159,134 @@ private:
       }
   }
 
-  // ---- Packing::Channels16 (GGUF Q4_0 re-laid-out at load, codegen/repack.h) ----------------
+  // ---- Packing::Channels16 (GGUF Q4_0 / Q4_K re-laid-out at load, codegen/repack.h) ---------
   // Lanes are output channels as in the wide tile, read straight from the weights: per 16
-  // channels and 32-block, 16 f16 scales and 4 words whose low / high nibbles are the operands of
-  // elements 4j.. / 16 + 4j.., so 64 weights cost one vpdpbusd and ~1.5 ALU ops (the row layout:
-  // ~6 cycles of shuffles and per-lane scale work per 64 weights and row).
-  static constexpr int64_t kC16Bytes = 16 * 18;
-  Value *c16Block(Value *group, Value *blk) {
-    return gepB(P[0], b.CreateMul(b.CreateAdd(b.CreateMul(group, c64(nBlk())), blk), c64(kC16Bytes)));
+  // channels and block, each field (scales, code words) is one vector load, and a word's low /
+  // high nibbles are the operands of two 4-element pieces, so 64 weights cost one vpdpbusd and
+  // ~1.5 ALU ops (the row layout: ~6 cycles of shuffles and per-lane scale work per 64 weights
+  // and row, which bounded the gemv at ~10 GB/s of weights per core).
+  int64_t c16UnitBytes() const { return 16 * blockBytes(); }
+  int blocksPerUnit() const { return int(unitK() / kActBlock); }
+  Value *c16Unit(Value *group, Value *u) {
+    return gepB(P[0], b.CreateMul(b.CreateAdd(b.CreateMul(group, c64(nUnits())), u), c64(c16UnitBytes())));
   }
-  /// The 8 operands (k4 = 0..7 of the block) of 16 channels from a group block's 4 words.
-  std::vector<Value *> c16Operands(Value *at) {
-    std::vector<Value *> ops(8);
+  Value *c16Halves(Value *at, int64_t off) {
+    return b.CreateFPExt(load(VectorType::get(f16, 16, false), gepB(at, c64(off)), 2), vf(16));
+  }
+  /// For each 32-block j of the unit at `at` (16 channels): its 8 operands (k4 = 0..7), the
+  /// weight scale sw and (Q4_K) the min term ml of w = sw (c - zp) - ml, as 16-lane vectors.
+  void c16Blocks(Value *at, const std::function<void(Value *, std::vector<Value *> &, Value *, Value *)> &f) {
     Value *mask = splat(16, c32(0x0F0F0F0F));
-    for (int j = 0; j < 4; ++j) {
-      Value *w = load(vi(i32, 16), gepB(at, c64(32 + 64 * j)), 4);
-      ops[j] = b.CreateAnd(w, mask);
-      ops[4 + j] = b.CreateAnd(b.CreateLShr(w, splat(16, c32(4))), mask);
+    auto word = [&](int64_t off) { return load(vi(i32, 16), gepB(at, c64(off)), 4); };
+    auto lo = [&](Value *w) { return b.CreateAnd(w, mask); };
+    auto hi = [&](Value *w) { return b.CreateAnd(b.CreateLShr(w, splat(16, c32(4))), mask); };
+    Value *d = c16Halves(at, 0);
+    if (s_.layout == Layout::GgufQ4_0) { // d, then word j: elements 4j.. (low), 16 + 4j.. (high)
+      std::vector<Value *> ops(8);
+      for (int j = 0; j < 4; ++j) {
+        Value *w = word(32 + 64 * j);
+        ops[size_t(j)] = lo(w);
+        ops[size_t(4 + j)] = hi(w);
+      }
+      f(c64(0), ops, d, nullptr);
+      return;
     }
-    return ops;
+    // Q4_K: d, dmin, 3 words of the 12 scale bytes, 32 code words (word 8p + i: sub-block 2p's
+    // elements 4i.. in the low nibbles, 2p + 1's in the high ones). The 6-bit (sc, m) of
+    // sub-block j as the reference's get_scale_min_k4, lane by lane. The pairs p are two loops
+    // (p < 2: sub-blocks 0..3, p >= 2: 4..7, whose formulas differ), not unrolled: compile time.
+    Value *dmin = c16Halves(at, 32);
+    Value *sw[3] = {word(64), word(128), word(192)};
+    auto bits = [&](Value *v, Value *shift, int m) {
+      return b.CreateAnd(b.CreateLShr(v, splat(16, b.CreateTrunc(shift, i32))), splat(16, c32(m)));
+    };
+    for (int high = 0; high < 2; ++high)
+      loop(c64(2 * high), c64(2 * high + 2), 1, [&](Value *p) {
+        std::vector<Value *> ops[2] = {std::vector<Value *>(8), std::vector<Value *>(8)};
+        for (int i = 0; i < 8; ++i) {
+          Value *w = load(vi(i32, 16), gepB(at, b.CreateAdd(c64(256 + 64 * i), b.CreateMul(p, c64(512)))), 4);
+          ops[0][size_t(i)] = lo(w);
+          ops[1][size_t(i)] = hi(w);
+        }
+        for (int h = 0; h < 2; ++h) {
+          Value *j = b.CreateAdd(b.CreateMul(p, c64(2)), c64(h));
+          Value *sh = b.CreateMul(b.CreateURem(j, c64(4)), c64(8)); // byte j % 4 of a word
+          Value *sc, *m;
+          if (!high) { // j < 4: sc = b[j] & 63, m = b[j + 4] & 63
+            sc = bits(sw[0], sh, 63);
+            m = bits(sw[1], sh, 63);
+          } else { // sc = b[j+4] & 15 | (b[j-4] >> 6) << 4, m = b[j+4] >> 4 | (b[j] >> 6) << 4
+            Value *b8 = bits(sw[2], sh, 0xFF), *b0 = bits(sw[0], sh, 0xFF), *b4 = bits(sw[1], sh, 0xFF);
+            Value *four = splat(16, c32(4)), *six = splat(16, c32(6));
+            sc = b.CreateOr(b.CreateAnd(b8, splat(16, c32(15))), b.CreateShl(b.CreateLShr(b0, six), four));
+            m = b.CreateOr(b.CreateLShr(b8, four), b.CreateShl(b.CreateLShr(b4, six), four));
+          }
+          f(j, ops[h], b.CreateFMul(d, b.CreateUIToFP(sc, vf(16))),
+            b.CreateFMul(dmin, b.CreateUIToFP(m, vf(16))));
+        }
+      }, high ? "p47" : "p03");
   }
-  Value *c16Scales(Value *at) { return b.CreateFPExt(load(VectorType::get(f16, 16, false), at, 2), vf(16)); }
 
   /// gemv: rows [m0, m0+MR) x channels [n0, n0 + 16 NG) from the re-laid-out weights. With one
   /// row the 8 dot products of a block run as two chains (vpdpbusd's latency would bound them).
   void c16GemvTile(Value *mb, Value *m0, int MR, Value *n0, int NG) {
     const int chains = MR == 1 ? 2 : 1;
-    std::vector<std::vector<AllocaInst *>> acc(MR, std::vector<AllocaInst *>(NG));
+    const bool mins = hasMins(), zp = zeroPoint8() != 0;
+    std::vector<std::vector<AllocaInst *>> acc(MR, std::vector<AllocaInst *>(NG)), macc = acc;
     for (int i = 0; i < MR; ++i)
       for (int g = 0; g < NG; ++g) {
         acc[i][g] = slot(vf(16), "acc");
         store(Constant::getNullValue(vf(16)), acc[i][g], 4);
+        if (mins) {
+          macc[i][g] = slot(vf(16), "macc");
+          store(Constant::getNullValue(vf(16)), macc[i][g], 4);
+        }
       }
     std::vector<Value *> xi(MR);
     for (int i = 0; i < MR; ++i)
       xi[i] = b.CreateAdd(b.CreateSub(m0, mb), c64(i));
     Value *g0 = b.CreateUDiv(n0, c64(16));
     Function *dp = Intrinsic::getDeclaration(&M_, Intrinsic::x86_avx512_vpdpbusd_512);
-    loop(c64(0), c64(nBlk()), 1, [&](Value *blk) {
-      std::vector<Value *> d(NG);
-      std::vector<std::vector<Value *>> ops(NG);
+    loop(c64(0), c64(nUnits()), 1, [&](Value *u) {
       for (int g = 0; g < NG; ++g) {
-        Value *at = c16Block(b.CreateAdd(g0, c64(g)), blk);
+        Value *at = c16Unit(b.CreateAdd(g0, c64(g)), u);
         // 4 blocks ahead in each group's stream: ~5% at 2 threads over the hardware prefetcher
-        // alone (4096 x 14336, DRAM-resident); no fault past the end.
-        for (int64_t off = 0; off < kC16Bytes; off += 64)
-          b.CreateIntrinsic(Intrinsic::prefetch, {ptr}, {gepB(at, c64(4 * kC16Bytes + off)),
-                                                         b.getInt32(0), b.getInt32(3), b.getInt32(1)});
-        d[g] = c16Scales(at);
-        ops[g] = c16Operands(at);
-      }
-      for (int i = 0; i < MR; ++i) {
-        Value *xq = xqAt(xi[i], blk);
-        Value *dx = splat(16, load(f32, blockDataAt(0, xi[i], blk), 4));
-        Value *bias = splat(16, load(i32, blockDataAt(1, xi[i], blk), 4));
-        for (int g = 0; g < NG; ++g) {
-          std::vector<Value *> ia(chains, Constant::getNullValue(vi(i32, 16)));
-          ia[0] = bias;
-          for (int k4 = 0; k4 < 8; ++k4) {
-            Value *xb = splat(16, load(i32, gepB(xq, c64(4 * k4)), 1));
-            ia[k4 % chains] = b.CreateCall(dp, {ia[k4 % chains], ops[g][size_t(k4)], xb});
+        // alone (Q4_0 4096 x 14336, DRAM-resident); no fault past the end.
+        const int64_t ahead = 4 * 16 * 18;
+        for (int64_t off = 0; off < c16UnitBytes(); off += 64)
+          b.CreateIntrinsic(Intrinsic::prefetch, {ptr}, {gepB(at, c64(ahead + off)), b.getInt32(0),
+                                                         b.getInt32(3), b.getInt32(1)});
+        c16Blocks(at, [&](Value *j, std::vector<Value *> &ops, Value *sw, Value *ml) {
+          Value *blk = b.CreateAdd(b.CreateMul(u, c64(blocksPerUnit())), j);
+          for (int i = 0; i < MR; ++i) {
+            Value *xq = xqAt(xi[i], blk);
+            Value *dx = splat(16, load(f32, blockDataAt(0, xi[i], blk), 4));
+            std::vector<Value *> ia(chains, Constant::getNullValue(vi(i32, 16)));
+            if (zp)
+              ia[0] = splat(16, load(i32, blockDataAt(1, xi[i], blk), 4));
+            for (int k4 = 0; k4 < 8; ++k4) {
+              Value *xb = splat(16, load(i32, gepB(xq, c64(4 * k4)), 1));
+              ia[size_t(k4 % chains)] = b.CreateCall(dp, {ia[size_t(k4 % chains)], ops[size_t(k4)], xb});
+            }
+            Value *sum = chains == 2 ? b.CreateAdd(ia[0], ia[1]) : ia[0];
+            store(fma(b.CreateSIToFP(sum, vf(16)), b.CreateFMul(sw, dx), load(vf(16), acc[i][g], 4)),
+                  acc[i][g], 4);
+            if (mins) {
+              Value *sx = splat(16, load(f32, blockDataAt(2, xi[i], blk), 4));
+              store(fma(ml, sx, load(vf(16), macc[i][g], 4)), macc[i][g], 4);
+            }
           }
-          Value *sum = chains == 2 ? b.CreateAdd(ia[0], ia[1]) : ia[0];
-          store(fma(b.CreateSIToFP(sum, vf(16)), b.CreateFMul(d[g], dx), load(vf(16), acc[i][g], 4)),
-                acc[i][g], 4);
-        }
+        });
       }
-    }, "cb");
+    }, "cu");
     for (int i = 0; i < MR; ++i)
       for (int g = 0; g < NG; ++g) {
+        Value *r = load(vf(16), acc[i][g], 4);
+        if (mins)
+          r = b.CreateFSub(r, load(vf(16), macc[i][g], 4));
         Value *yi = b.CreateAdd(b.CreateMul(b.CreateAdd(m0, c64(i)), c64(s_.n)),
                                 b.CreateAdd(n0, c64(16 * g)));
-        store(load(vf(16), acc[i][g], 4), gep(f32, Y, yi), 4);
+        store(r, gep(f32, Y, yi), 4);
       }
   }
 
@@ -1238,14 +1294,16 @@ private:
   /// only; the row layout's fill transposes through scalar stores).
   void fillWidePanelC16(Value *n0) {
     Value *g0 = b.CreateUDiv(n0, c64(16));
-    loop(c64(0), c64(nBlk()), 1, [&](Value *blk) {
-      for (int v = 0; v < 2; ++v) {
-        Value *at = c16Block(b.CreateAdd(g0, c64(v)), blk);
-        std::vector<Value *> ops = c16Operands(at);
-        for (int k4 = 0; k4 < 8; ++k4)
-          store(ops[size_t(k4)], widePanel(blk, k4 * 128 + v * 64), 4);
-        store(c16Scales(at), widePanel(blk, 1024 + v * 64), 4);
-      }
+    loop(c64(0), c64(nUnits()), 1, [&](Value *u) {
+      for (int v = 0; v < 2; ++v)
+        c16Blocks(c16Unit(b.CreateAdd(g0, c64(v)), u), [&](Value *j, std::vector<Value *> &ops, Value *sw, Value *ml) {
+          Value *blk = b.CreateAdd(b.CreateMul(u, c64(blocksPerUnit())), j);
+          for (int k4 = 0; k4 < 8; ++k4)
+            store(ops[size_t(k4)], widePanel(blk, k4 * 128 + v * 64), 4);
+          store(sw, widePanel(blk, 1024 + v * 64), 4);
+          if (ml)
+            store(ml, widePanel(blk, 1024 + 128 + v * 64), 4);
+        });
     }, "cf");
   }
 
@@ -1263,10 +1321,13 @@ private:
           }, "nw");
           return;
         }
-        Value *n = loop(NB, b.CreateSub(NE, c64(63)), 64, [&](Value *n0) {
-          mTiles(mb, mEnd, [&](Value *m0, int MR) { c16GemvTile(mb, m0, MR, n0, 4); }, 2);
-        }, "n64");
-        if (s_.n % 64) // chunks start at multiples of 64: only N's last 32 channels
+        // Q4_0: 4 groups a tile (a block is 8 dot products a group: more groups, more chains);
+        // Q4_K: one (a super-block has 64 a group), a quarter of the code to compile.
+        const int NG = int(s_.gemvThreadAlign() / 16);
+        Value *n = loop(NB, b.CreateSub(NE, c64(16 * NG - 1)), 16 * NG, [&](Value *n0) {
+          mTiles(mb, mEnd, [&](Value *m0, int MR) { c16GemvTile(mb, m0, MR, n0, NG); }, 2);
+        }, "ng");
+        if (NG == 4 && s_.n % 64) // chunks start at multiples of 64: only N's last 32 channels
           loop(n, NE, 32, [&](Value *n0) {
             mTiles(mb, mEnd, [&](Value *m0, int MR) { c16GemvTile(mb, m0, MR, n0, 2); }, 2);
           }, "n32");

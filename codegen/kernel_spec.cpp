@@ -24,7 +24,8 @@ Family KernelSpec::family() const {
 }
 
 Packing KernelSpec::packing() const {
-  return layout == Layout::GgufQ4_0 && act == Activations::Int8 && n % 32 == 0
+  return (layout == Layout::GgufQ4_0 || layout == Layout::GgufQ4_K) && act == Activations::Int8 &&
+                 n % 32 == 0
              ? Packing::Channels16 : Packing::Rows;
 }
 
@@ -150,9 +151,15 @@ std::vector<std::string> KernelSpec::partSlots() const {
 
 int64_t KernelSpec::nAlign() const { return family() == Family::ColsN ? 8 : 1; }
 
+int64_t KernelSpec::gemvThreadAlign() const {
+  // Channels16 gemv tiles: Q4_0 4 groups of 16 channels (a 2-group tile takes N's tail of 32),
+  // Q4_K one group.
+  return layout == Layout::GgufQ4_K ? 16 : 64;
+}
+
 int64_t KernelSpec::threadAlign() const {
   if (packing() == Packing::Channels16 && mclass == MClass::Gemv)
-    return 64; // 4 groups of 16 channels a tile (a 2-group tile takes N's tail of 32)
+    return gemvThreadAlign();
   if (family() == Family::ColsN && act == Activations::Int8) // 16-channel vectors: 8 / 4 / 2
     return mclass == MClass::Gemm ? 32 : layout == Layout::Awq4 ? 128 : 64;
   if (family() == Family::ColsN) // gemv: kColsNV column vectors a tile

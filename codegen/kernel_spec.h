@@ -50,9 +50,10 @@ inline constexpr int64_t kActBlock = 32;
 
 /// How the kernels read a weight's main part: as the checkpoint stores it (Rows), or re-laid-out
 /// once when the weight is prepared (codegen/repack.h) so that vector lanes are output channels.
-/// Channels16 (GGUF Q4_0, int8 activations, N a multiple of 32): per 16 output channels and
-/// 32-block, the 16 f16 scales then 4 x 16 int32 words, word (j, c) = bytes 4j .. 4j+3 of channel
-/// c's 16 code bytes (low nibbles: elements 4j .. 4j+3, high: 16 + 4j ..); the same bytes.
+/// Channels16 (GGUF Q4_0 / Q4_K, int8 activations, N a multiple of 32): per 16 output channels
+/// and block, each field of the block transposed across the 16 channels, e.g. for Q4_0 the 16 f16
+/// d then 4 x 16 int32 words, word (j, c) = code bytes 4j .. 4j+3 of channel c (low nibbles:
+/// elements 4j .. 4j+3, high: 16 + 4j ..); the same bytes (codegen/repack.cpp).
 enum class Packing { Rows, Channels16 };
 
 struct KernelSpec {
@@ -81,13 +82,15 @@ struct KernelSpec {
   /// Threads' [n_begin, n_end) chunks start at multiples of this (the kernel's n-tile), so every
   /// output is computed by the same instruction sequence whatever the split.
   int64_t threadAlign() const;
+  /// Packing::Channels16 gemv kernels: channels a tile (threadAlign of the gemv M-class).
+  int64_t gemvThreadAlign() const;
   /// f32 scratch elements the kernel needs per call (per thread) in `scratch`; 0 for f32 gemv.
   int64_t scratchFloats() const;
   /// f32-activation kernels: depth of the f32 accumulation chain of one output (sequential roundings), for the error
   /// bound |y_kernel - y_exact| <= gamma(depth) * sum_k |x_k w_k|, gamma(d) = d u / (1 - d u).
   int64_t accumulationDepth() const;
   /// How the kernels read the main part (a function of the fields above): Channels16 for GGUF
-  /// Q4_0 with int8 activations and N a multiple of 32 (every real model's N, so the wide tiles
+  /// Q4_0 / Q4_K with int8 activations and N a multiple of 32 (every real model's N, so the wide tiles
   /// never leave a ragged tail in that layout), else Rows.
   Packing packing() const;
   /// Resolves vectorWidth 0 to the host's.

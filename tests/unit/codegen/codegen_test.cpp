@@ -198,7 +198,8 @@ TEST(CodegenGguf, Q4_0) {
 }
 
 TEST(CodegenGguf, Q4_K) {
-  for (auto [n, k] : {std::pair<int64_t, int64_t>{37, 256}, {20, 512}})
+  // 64 / 160: int8 kernels on the Channels16 packing (4-group tiles, the 2-group tail).
+  for (auto [n, k] : {std::pair<int64_t, int64_t>{37, 256}, {20, 512}, {64, 512}, {160, 256}})
     checkBoth(ggufWeight("Q4_K", n, k, 31));
   checkBoth(ggufWeight("Q4_K", 13, 512, 32), 8);
 }

@@ -41,6 +41,9 @@ TEST(Repack, WhichSpecsRepack) {
   EXPECT_EQ(q4_0(64, 128, Activations::F32).packing(), codegen::Packing::Rows);
   EXPECT_EQ(q4_0(48, 128, Activations::Int8).packing(), codegen::Packing::Rows);
   EXPECT_FALSE(codegen::isRepackedPart(q4_0(48, 128, Activations::Int8), 0));
+  KernelSpec q4k = q4_0(64, 256, Activations::Int8);
+  q4k.layout = codegen::Layout::GgufQ4_K;
+  EXPECT_EQ(q4k.packing(), codegen::Packing::Channels16);
   KernelSpec q8 = q4_0(64, 128, Activations::Int8);
   q8.layout = codegen::Layout::GgufQ8_0;
   EXPECT_EQ(q8.packing(), codegen::Packing::Rows);
@@ -79,6 +82,36 @@ TEST(Repack, Q4_0Channels16RoundTripAndClosedForm) {
       ++hout[packed[i]];
     }
     EXPECT_EQ(hin, hout);
+  }
+}
+
+TEST(Repack, Q4_KChannels16RoundTripAndClosedForm) {
+  for (auto [n, k, stacks] : {std::tuple<int64_t, int64_t, int64_t>{32, 256, 1}, {96, 512, 2}}) {
+    KernelSpec s = q4_0(n, k, codegen::Activations::Int8);
+    s.layout = codegen::Layout::GgufQ4_K;
+    const int64_t blocks = k / 256, matrix = n * blocks * 144;
+    std::vector<uint8_t> in = randomBytes(size_t(matrix * stacks), uint32_t(n + k));
+    std::vector<uint8_t> packed(in.size(), 0xAA), back(in.size(), 0x55);
+    codegen::repackPart(s, 0, in.data(), packed.data(), stacks);
+    codegen::unrepackPart(s, 0, packed.data(), back.data(), stacks);
+    EXPECT_EQ(back, in);
+    // Group g, super-block b at (g·blocks + b)·2304: d of channel c at 2c, dmin at 32 + 2c, scale
+    // bytes 4s.. at 64 + 4(16s + c), code bytes 4j.. at 256 + 4(16j + c).
+    int64_t wrong = 0;
+    for (int64_t e = 0; e < stacks; ++e)
+      for (int64_t row = 0; row < n; ++row)
+        for (int64_t blk = 0; blk < blocks; ++blk) {
+          const uint8_t *src = in.data() + e * matrix + (row * blocks + blk) * 144;
+          const uint8_t *grp = packed.data() + e * matrix + ((row / 16) * blocks + blk) * 2304;
+          const int64_t c = row % 16;
+          wrong += std::memcmp(grp + 2 * c, src, 2) != 0;
+          wrong += std::memcmp(grp + 32 + 2 * c, src + 2, 2) != 0;
+          for (int64_t j = 0; j < 3; ++j)
+            wrong += std::memcmp(grp + 64 + 4 * (16 * j + c), src + 4 + 4 * j, 4) != 0;
+          for (int64_t j = 0; j < 32; ++j)
+            wrong += std::memcmp(grp + 256 + 4 * (16 * j + c), src + 16 + 4 * j, 4) != 0;
+        }
+    EXPECT_EQ(wrong, 0);
   }
 }
 
