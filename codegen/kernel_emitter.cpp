@@ -1574,10 +1574,25 @@ private:
   }
 
   /// The 8 code words (<16 x i32>, lanes = channels n .. n+W) of 32-block blk.
+  bool colsPacked() const { return s_.packing() == Packing::Channels16; }
+  /// Packing::Channels16 qweight: the 4 x 16 GPTQ-oriented words of block blk, channels n..n+15.
+  Value *colsPackedAt(Value *blk, Value *n) {
+    return gep(i32, P[0], b.CreateMul(b.CreateAdd(b.CreateMul(b.CreateUDiv(n, c64(16)), c64(nBlk())), blk),
+                                      c64(64)));
+  }
   std::vector<Value *> colsInt8Codes(Value *blk, Value *n, int W) {
     const int64_t N = s_.n;
     std::vector<Value *> words;
     Value *mask = splat(16, c32(0x0F0F0F0F));
+    if (colsPacked()) { // W = 16 (N % 16 == 0)
+      Value *at = colsPackedAt(blk, n);
+      for (int r = 0; r < 4; ++r) {
+        Value *w = load(vi(i32, 16), gep(i32, at, c64(16 * r)), 4);
+        words.push_back(b.CreateAnd(w, mask));
+        words.push_back(b.CreateAnd(b.CreateLShr(w, splat(16, c32(4))), mask));
+      }
+      return words;
+    }
     if (s_.layout == Layout::Gptq4) {
       for (int r = 0; r < 4; ++r) { // qweight [K/8, N]: row kw holds k = 8kw .. 8kw+7
         Value *kw = b.CreateAdd(b.CreateMul(blk, c64(4)), c64(r));
@@ -1678,7 +1693,7 @@ private:
   /// for AWQ where the tile allows.
   void colsInt8CodesFor(Value *blk, Value *n0, int v, int NV, int W, std::vector<std::vector<Value *>> &codes) {
     Value *n = b.CreateAdd(n0, c64(16 * v));
-    if (s_.layout == Layout::Awq4 && W == 16 && v + 1 < NV) {
+    if (s_.layout == Layout::Awq4 && !colsPacked() && W == 16 && v + 1 < NV) {
       std::vector<Value *> w = awqCodes32(blk, n);
       codes[v].assign(w.begin(), w.begin() + 8);
       codes[v + 1].assign(w.begin() + 8, w.end());
@@ -1692,6 +1707,15 @@ private:
   /// poorly; past the end of K the addresses are not dereferenced (prefetches do not fault).
   static constexpr int64_t kPrefetchBlocks = 4;
   void prefetchCols(Value *blk, Value *n0, int NV, int W) {
+    if (colsPacked()) { // contiguous 256-byte strips per 16 channels: the same distance
+      for (int v = 0; v < NV; ++v) {
+        Value *at = colsPackedAt(b.CreateAdd(blk, c64(kPrefetchBlocks)), b.CreateAdd(n0, c64(16 * v)));
+        for (int64_t off = 0; off < 256; off += 64)
+          b.CreateIntrinsic(Intrinsic::prefetch, {ptr}, {gepB(at, c64(off)), b.getInt32(0),
+                                                         b.getInt32(3), b.getInt32(1)});
+      }
+      return;
+    }
     const int64_t N = s_.n, channels = int64_t(NV - 1) * 16 + W;
     const bool awq = s_.layout == Layout::Awq4;
     const int rows = awq ? 32 : 4;          // qweight rows per 32-block
@@ -1799,7 +1823,7 @@ private:
     // qweight row (K rows N/2 bytes apart: half-line tiles read every line twice, from DRAM),
     // with m-tiles of 2 rows to stay within the 32 vector registers.
     const int NT = int(s_.threadAlign() / 16);
-    const int MR = s_.layout == Layout::Awq4 && s_.mclass == MClass::Gemv ? 2 : 4;
+    const int MR = s_.layout == Layout::Awq4 && !colsPacked() && s_.mclass == MClass::Gemv ? 2 : 4;
     loop(c64(0), Mrows, qRows(), [&](Value *mb) {
       Value *mbEnd = b.CreateAdd(mb, c64(qRows()));
       Value *mEnd = b.CreateSelect(b.CreateICmpSLT(mbEnd, Mrows), mbEnd, Mrows);

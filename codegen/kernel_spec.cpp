@@ -24,9 +24,13 @@ Family KernelSpec::family() const {
 }
 
 Packing KernelSpec::packing() const {
-  return (layout == Layout::GgufQ4_0 || layout == Layout::GgufQ4_K) && act == Activations::Int8 &&
-                 n % 32 == 0
-             ? Packing::Channels16 : Packing::Rows;
+  if (act != Activations::Int8)
+    return Packing::Rows;
+  if (layout == Layout::GgufQ4_0 || layout == Layout::GgufQ4_K)
+    return n % 32 == 0 ? Packing::Channels16 : Packing::Rows;
+  if (layout == Layout::Awq4 || layout == Layout::Gptq4)
+    return n % 16 == 0 ? Packing::Channels16 : Packing::Rows;
+  return Packing::Rows;
 }
 
 int KernelSpec::lanes() const { return vectorWidth ? vectorWidth : hostVectorWidth(); }
@@ -161,7 +165,8 @@ int64_t KernelSpec::threadAlign() const {
   if (packing() == Packing::Channels16 && mclass == MClass::Gemv)
     return gemvThreadAlign();
   if (family() == Family::ColsN && act == Activations::Int8) // 16-channel vectors: 8 / 4 / 2
-    return mclass == MClass::Gemm ? 32 : layout == Layout::Awq4 ? 128 : 64;
+    return mclass == MClass::Gemm ? 32
+           : layout == Layout::Awq4 && packing() == Packing::Rows ? 128 : 64;
   if (family() == Family::ColsN) // gemv: kColsNV column vectors a tile
     return std::max<int64_t>(lanes(), 8) * (mclass == MClass::Gemv ? 4 : 1);
   if (act == Activations::Int8 && mclass == MClass::Gemm)

@@ -11,6 +11,8 @@ namespace qlc::codegen {
 
 /// Whether the kernels of `s` read part slot `slot` (KernelSpec::partSlots order) re-laid-out.
 bool isRepackedPart(const KernelSpec &s, size_t slot);
+/// Bytes of one [N, K] matrix's repacked part (the checkpoint's size: the callers check it).
+int64_t repackedPartBytes(const KernelSpec &s);
 /// dst = the kernel layout of part `slot` (one for which isRepackedPart holds); src and dst hold `stacks` experts' parts back to back
 /// (1 for a plain weight), each of the checkpoint's size for one [N, K] matrix.
 void repackPart(const KernelSpec &s, size_t slot, const uint8_t *src, uint8_t *dst, int64_t stacks);

@@ -64,7 +64,7 @@ llvm::Expected<const CpuExecutor::Prepared *> CpuExecutor::prepare(const Operati
                              llvm::Twine(stacks) + " experts");
     const size_t slotIndex = p->ptrs.size();
     if (codegen::isRepackedPart(p->spec, slotIndex)) { // re-laid-out once, the same size
-      const int64_t expect = stacks * p->spec.n * (p->spec.k / 32) * 18;
+      const int64_t expect = stacks * codegen::repackedPartBytes(p->spec);
       if (int64_t(bytes->bytes.size()) != expect)
         return opError(op, "@" + w.name() + " part '" + slot + "' has " +
                                llvm::Twine(bytes->bytes.size()) + " bytes, expected " +

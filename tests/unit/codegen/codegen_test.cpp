@@ -242,7 +242,9 @@ TEST(CodegenAwq, Groups) {
   for (int64_t g : {32, 64, 128, -1}) {
     SCOPED_TRACE("g" + std::to_string(g));
     checkBoth(awqWeight(136, 256, g, ElemKind::F16, 51));
+    checkBoth(awqWeight(144, 256, g, ElemKind::F16, 58)); // N % 16 == 0: Packing::Channels16
   }
+  checkBoth(awqWeight(96, 96, 32, ElemKind::BF16, 59));
   checkBoth(awqWeight(56, 384, 64, ElemKind::F16, 52));
   checkBoth(awqWeight(40, 96, 32, ElemKind::F16, 56));
   checkBoth(awqWeight(56, 96, -1, ElemKind::F16, 57));
@@ -261,6 +263,7 @@ TEST(CodegenGptq, SymAsymV1V2) {
         SCOPED_TRACE(std::string(sym ? "sym" : "asym") + (v1 ? " v1" : " v2") + " g" +
                      std::to_string(g));
         checkBoth(gptqWeight(136, 256, g, sym, v1, false, ElemKind::F16, 61));
+        checkBoth(gptqWeight(144, 256, g, sym, v1, false, ElemKind::F16, 63)); // Channels16
         checkBoth(gptqWeight(56, 96, g, sym, v1, false, ElemKind::F16, 62), 0, {1, 16, 513});
       }
 }
@@ -271,6 +274,7 @@ TEST(CodegenGptq, ActOrderAndRaggedGroups) {
     checkBoth(gptqWeight(40, 256, 32, sym, false, true, ElemKind::F16, 71));  // g_idx: f32 only
     checkBoth(gptqWeight(40, 200, 64, sym, true, false, ElemKind::F16, 72));  // ceil(K/G), K % 32
     checkBoth(gptqWeight(56, 224, 64, sym, true, false, ElemKind::F16, 76));  // ceil(K/G), int8
+    checkBoth(gptqWeight(48, 224, 64, sym, true, false, ElemKind::F16, 78));  // the same, packed
     checkBoth(gptqWeight(40, 120, 20, sym, false, false, ElemKind::F16, 73)); // G % 8 != 0
   }
   checkBoth(gptqWeight(40, 256, 32, false, true, true, ElemKind::BF16, 74), 0, {1, 128});
