@@ -26,7 +26,9 @@ enum class Layout {
   GgufQ5_1, ///< GGUF rows of Q5_1 blocks (32 x 5-bit, f16 d and m): int8 activations only
   Awq4,     ///< AutoAWQ GEMM 4-bit: qweight [K, N/8] interleaved along N, qzeros, scales [K/G, N]
   Gptq4,    ///< GPTQ 4-bit: qweight [K/8, N] along K, qzeros [G', N/8], scales [G', N], g_idx
-  CtWna16_4 ///< compressed-tensors pack-quantized 4-bit: weight_packed [N, ceil(K/8)]
+  CtWna16_4, ///< compressed-tensors pack-quantized 4-bit: weight_packed [N, ceil(K/8)]
+  W8a8      ///< vllm-ascend W8A8_DYNAMIC: int8 weight [N, K], weight_scale [N, 1]; int8 kernels
+            ///< quantize x per token (row), not per 32-block
 };
 
 /// gemv: M <= 8 rows (decode), weights unpacked in registers in the innermost loop.
