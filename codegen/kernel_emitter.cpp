@@ -18,7 +18,8 @@
 // Int8 activations (KernelSpec::act, GGUF Q8_0/Q4_0/Q4_K/Q6_K, AWQ/GPTQ 4-bit): x is quantized
 //   per 32-block into `scratch` inside the kernel, weights become 8-bit codes, vpdpbusd does the
 //   products (sections "RowsK with int8 activations" and "ColsN (AWQ / GPTQ 4-bit) with int8
-//   activations" below, and codegen/README.md).
+//   activations" below, and codegen/README.md). W8A8 quantizes x per token (row) instead, as
+//   its scheme does, and sums in int32 over the whole K (section "W8A8 with int8 activations").
 //
 // FP (f32 kernels): unpacking uses the reference's exact operation order (fmul / fsub without contraction), so
 // the f32 weights equal the schemes' reference dequantization bit for bit; products are

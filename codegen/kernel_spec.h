@@ -85,7 +85,8 @@ struct KernelSpec {
   int lanes() const;
   /// Whether an int8-activation kernel exists for this specialisation (on any host): GGUF Q8_0 /
   /// Q4_0 / Q4_K / Q6_K with K % 32 == 0; AWQ / GPTQ 4-bit with K and the group multiples of 32
-  /// and no g_idx (act-order keeps f32 activations).
+  /// and no g_idx (act-order keeps f32 activations); W8A8 for every K of the type (its int8
+  /// kernels quantize x per token, as the scheme, not per 32-block).
   bool int8Capable() const;
   /// Whether an f32-activation kernel exists (GGUF Q4_1 / Q5_0 / Q5_1 have int8 kernels only).
   bool f32Capable() const;
