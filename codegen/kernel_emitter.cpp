@@ -18,7 +18,8 @@
 // Int8 activations (KernelSpec::act, GGUF Q8_0/Q4_0/Q4_K/Q6_K, AWQ/GPTQ 4-bit): x is quantized
 //   per 32-block into `scratch` inside the kernel, weights become 8-bit codes, vpdpbusd does the
 //   products (sections "RowsK with int8 activations" and "ColsN (AWQ / GPTQ 4-bit) with int8
-//   activations" below, and codegen/README.md).
+//   activations" below, and codegen/README.md). W8A8 quantizes x per token (row) instead, as
+//   its scheme does, and sums in int32 over the whole K (section "W8A8 with int8 activations").
 //
 // FP (f32 kernels): unpacking uses the reference's exact operation order (fmul / fsub without contraction), so
 // the f32 weights equal the schemes' reference dequantization bit for bit; products are
@@ -168,6 +169,8 @@ private:
       return 256;
     case Layout::CtWna16_4:
       return VL >= 16 ? 16 : 8;
+    case Layout::W8a8: // f32 kernel: one vector of int8 codes a unit, a scalar tail
+      return VL;
     default:
       return 32;
     }
@@ -192,6 +195,8 @@ private:
   Value *rowBase(Value *n) {
     if (s_.layout == Layout::CtWna16_4)
       return gepB(P[0], b.CreateMul(n, c64(ctRowWords() * 4)));
+    if (s_.layout == Layout::W8a8)
+      return gepB(P[0], b.CreateMul(n, c64(s_.k)));
     return gepB(P[0], b.CreateMul(n, c64(s_.k / unitK() * blockBytes())));
   }
 
@@ -240,6 +245,10 @@ private:
     case Layout::GgufQ6_K:
       t.base = gepB(rowB, b.CreateMul(u, c64(blockBytes())));
       t.d = halfAt(t.base, 208);
+      break;
+    case Layout::W8a8:
+      t.base = gepB(rowB, b.CreateMul(u, c64(unitK())));
+      t.d = loadScaleScalar(P[1], n);
       break;
     case Layout::CtWna16_4: {
       t.base = gep(i32, rowB, b.CreateMul(u, c64(unitK() / 8)));
@@ -291,6 +300,10 @@ private:
     switch (s_.layout) {
     case Layout::GgufQ8_0: {
       Value *q = load(vi(i8, VL), gepB(t.base, c64(2 + i0)), 1);
+      return b.CreateFMul(b.CreateSIToFP(q, vf(VL)), splat(VL, t.d));
+    }
+    case Layout::W8a8: { // float(w) * scale[n], the hook's order (w8a8::dequantize)
+      Value *q = load(vi(i8, VL), gepB(t.base, c64(i0)), 1);
       return b.CreateFMul(b.CreateSIToFP(q, vf(VL)), splat(VL, t.d));
     }
     case Layout::GgufQ4_0: {
@@ -364,6 +377,9 @@ private:
 
   /// CT tail (K not a multiple of the unit): the scalar weight W[n, k].
   Value *ctScalar(Value *n, Value *k) {
+    if (s_.layout == Layout::W8a8) // W8A8's K tail (K not a multiple of VL)
+      return b.CreateFMul(b.CreateSIToFP(load(i8, gepB(rowBase(n), k), 1), f32),
+                          loadScaleScalar(P[1], n));
     Value *w = load(i32, gep(i32, P[0], b.CreateAdd(b.CreateMul(n, c64(ctRowWords())),
                                                     b.CreateUDiv(k, c64(8)))), 1);
     Value *sh = b.CreateTrunc(b.CreateMul(b.CreateURem(k, c64(8)), c64(4)), i32);
@@ -1845,6 +1861,259 @@ private:
     }, "mb");
   }
 
+  // ---- W8A8 with int8 activations (vllm-ascend W8A8_DYNAMIC) ----------------------------------
+  // The scheme's own arithmetic (FORMATS.md §5.4, w8a8::quantizePerToken / matmul): per row m of
+  // x (token) s_m = max|x_m| / 127, xq = roundeven(x / s_m) in [-127, 127]; the dot products of
+  // xq with the int8 weights accumulate in int32 over the whole K; then y = f32(acc) * (s_m *
+  // ws[n]) in f32 (two roundings after the exact acc and one in s_m * ws).
+  // Sign trick: vpdpbusd multiplies unsigned bytes by signed bytes. The weights are the unsigned
+  // operand biased by 128 (w ^ 0x80 = w + 128 in [0, 255]) and xq the signed one; the start
+  // value holds -128 * sum(xq) of the row (computed once per row when x is quantized), so the
+  // sum is sum w * xq exactly. int32 wraps modulo 2^32, and the final sum is within +-127 * 128
+  // * K (K <= INT32_MAX / (127 * 128), KernelSpec::int8Capable), so it is exact whatever the
+  // intermediate values. K tails: xq rows are padded with zeros to a multiple of 64 and the
+  // weights' last partial 64 bytes are read with a masked load (no read past the row).
+  // Scratch: qRows() rows of w8Kp() codes, then a 16-byte record per row (s_m f32, bias i32),
+  // then (gemm) the wide tile's panel.
+  int64_t w8Kp() const { return (s_.k + 63) / 64 * 64; }
+  int64_t w8RecOff() const { return qRows() * w8Kp(); }
+  int64_t w8PanelOff() const { return (w8RecOff() + qRows() * 16 + 63) / 64 * 64; }
+  Value *w8Xq(Value *i) { return gepB(Scratch, b.CreateMul(i, c64(w8Kp()))); }
+  /// which = 0: s_m (f32), 1: -128 * sum(xq) (i32).
+  Value *w8Rec(Value *i, int which) {
+    return gepB(Scratch, b.CreateAdd(c64(w8RecOff() + 4 * which), b.CreateMul(i, c64(16))));
+  }
+
+  /// Quantizes rows [mb, mEnd) of x per token into scratch rows [0, mEnd - mb).
+  void w8QuantizeRows(Value *mb, Value *mEnd) {
+    const int64_t K = s_.k, K16 = K / 16 * 16;
+    AllocaInst *mxv = slot(vi(i32, 16), "amaxv"), *mxs = slot(i32, "amax");
+    AllocaInst *sumv = slot(vi(i32, 16), "sumv"), *sums = slot(i32, "sum");
+    loop(mb, mEnd, 1, [&](Value *m) {
+      Value *i = b.CreateSub(m, mb);
+      Value *xr = gep(f32, X, b.CreateMul(m, c64(K)));
+      Value *xq = w8Xq(i);
+      // max |x| through the bit patterns (|x| orders like its bits as unsigned)
+      store(Constant::getNullValue(vi(i32, 16)), mxv, 4);
+      store(c32(0), mxs, 4);
+      loop(c64(0), c64(K16), 16, [&](Value *k) {
+        Value *bits = b.CreateAnd(b.CreateBitCast(load(vf(16), gep(f32, xr, k), 4), vi(i32, 16)),
+                                  splat(16, c32(0x7fffffff)));
+        store(b.CreateBinaryIntrinsic(Intrinsic::umax, load(vi(i32, 16), mxv, 4), bits), mxv, 4);
+      }, "w8max");
+      if (K % 16)
+        loop(c64(K16), c64(K), 1, [&](Value *k) {
+          Value *bits = b.CreateAnd(b.CreateBitCast(load(f32, gep(f32, xr, k), 4), i32), c32(0x7fffffff));
+          store(b.CreateBinaryIntrinsic(Intrinsic::umax, load(i32, mxs, 4), bits), mxs, 4);
+        }, "w8maxt");
+      Value *amaxBits = b.CreateBinaryIntrinsic(
+          Intrinsic::umax, b.CreateIntMaxReduce(load(vi(i32, 16), mxv, 4), false), load(i32, mxs, 4));
+      Value *amax = b.CreateBitCast(amaxBits, f32);
+      Value *dx = b.CreateFDiv(amax, ConstantFP::get(f32, 127.0));
+      // an all-zero row: codes 0 (and s_m = 0), as quantizePerToken
+      Value *div = b.CreateSelect(b.CreateFCmpOGT(amax, ConstantFP::get(f32, 0.0)), dx,
+                                  ConstantFP::get(f32, 1.0));
+      if (K % 64) // the padding codes are 0
+        store(Constant::getNullValue(vi(i8, 64)), gepB(xq, c64(w8Kp() - 64)), 1);
+      store(Constant::getNullValue(vi(i32, 16)), sumv, 4);
+      store(c32(0), sums, 4);
+      loop(c64(0), c64(K16), 16, [&](Value *k) {
+        Value *v = load(vf(16), gep(f32, xr, k), 4);
+        Value *r = b.CreateUnaryIntrinsic(Intrinsic::roundeven, b.CreateFDiv(v, splat(16, div)));
+        Value *q = b.CreateFPToSI(r, vi(i32, 16));
+        store(b.CreateTrunc(q, vi(i8, 16)), gepB(xq, k), 1);
+        store(b.CreateAdd(load(vi(i32, 16), sumv, 4), q), sumv, 4);
+      }, "w8q");
+      if (K % 16)
+        loop(c64(K16), c64(K), 1, [&](Value *k) {
+          Value *r = b.CreateUnaryIntrinsic(Intrinsic::roundeven,
+                                            b.CreateFDiv(load(f32, gep(f32, xr, k), 4), div));
+          Value *q = b.CreateFPToSI(r, i32);
+          store(b.CreateTrunc(q, i8), gepB(xq, k), 1);
+          store(b.CreateAdd(load(i32, sums, 4), q), sums, 4);
+        }, "w8qt");
+      Value *isum = b.CreateAdd(b.CreateAddReduce(load(vi(i32, 16), sumv, 4)), load(i32, sums, 4));
+      store(dx, w8Rec(i, 0), 4);
+      store(b.CreateMul(isum, c32(-128)), w8Rec(i, 1), 4);
+    }, "w8m");
+  }
+
+  /// The 64 weight bytes of row rb at byte k, as unsigned codes w + 128; `tail`: only the first
+  /// K % 64 (a masked load; the rest 0, multiplied by the zero padding of xq).
+  Value *w8Codes(Value *rb, Value *k, bool tail) {
+    Value *p = gepB(rb, k);
+    Value *w;
+    if (tail) {
+      std::vector<Constant *> mask;
+      for (int l = 0; l < 64; ++l)
+        mask.push_back(ConstantInt::getBool(C, l < s_.k % 64));
+      w = b.CreateMaskedLoad(vi(i8, 64), p, Align(1), ConstantVector::get(mask),
+                             Constant::getNullValue(vi(i8, 64)));
+    } else {
+      w = load(vi(i8, 64), p, 1);
+    }
+    return b.CreateXor(w, splatI8(64, 0x80));
+  }
+
+  /// y[m, n] = f32(acc) * (s_m * ws[n]): the one scaling of the exact int32 sum (every tile).
+  Value *w8Scale(Value *acc, Value *sx, Value *ws, int w) {
+    Type *t = w == 1 ? static_cast<Type *>(f32) : vf(w);
+    Value *sc = w == 1 ? b.CreateFMul(sx, ws) : b.CreateFMul(splat(w, sx), ws);
+    return b.CreateFMul(b.CreateSIToFP(acc, t), sc);
+  }
+
+  /// gemv (and the gemm's N tails): rows [m0, m0+MR) x channels [n0, n0+R), weights from their
+  /// rows in registers: per 64 k and output one vpdpbusd into <16 x i32>, reduced at the end.
+  void w8GemvTile(Value *mb, Value *m0, int MR, Value *n0, int R) {
+    const int64_t K64 = s_.k / 64 * 64;
+    std::vector<std::vector<AllocaInst *>> acc(MR, std::vector<AllocaInst *>(R));
+    std::vector<Value *> rowB(R), xq(MR), xi(MR);
+    for (int r = 0; r < R; ++r)
+      rowB[r] = rowBase(b.CreateAdd(n0, c64(r)));
+    for (int i = 0; i < MR; ++i) {
+      xi[i] = b.CreateAdd(b.CreateSub(m0, mb), c64(i));
+      xq[i] = w8Xq(xi[i]);
+      Value *bias = b.CreateInsertElement(Constant::getNullValue(vi(i32, 16)),
+                                          load(i32, w8Rec(xi[i], 1), 4), uint64_t(0));
+      for (int r = 0; r < R; ++r) {
+        acc[i][r] = slot(vi(i32, 16), "iacc");
+        store(bias, acc[i][r], 4);
+      }
+    }
+    auto step = [&](Value *k, bool tail) {
+      std::vector<Value *> w(R);
+      for (int r = 0; r < R; ++r)
+        w[r] = w8Codes(rowB[r], k, tail);
+      for (int i = 0; i < MR; ++i) {
+        Value *x = load(vi(i8, 64), gepB(xq[i], k), 1);
+        for (int r = 0; r < R; ++r)
+          store(dot16(load(vi(i32, 16), acc[i][r], 4), w[r], x), acc[i][r], 4);
+      }
+    };
+    loop(c64(0), c64(K64), 64, [&](Value *k) { step(k, false); }, "w8k");
+    if (s_.k % 64)
+      step(c64(K64), true);
+    for (int r = 0; r < R; ++r) {
+      Value *n = b.CreateAdd(n0, c64(r));
+      Value *ws = loadScaleScalar(P[1], n);
+      for (int i = 0; i < MR; ++i) {
+        Value *a = b.CreateAddReduce(load(vi(i32, 16), acc[i][r], 4));
+        Value *yi = b.CreateAdd(b.CreateMul(b.CreateAdd(m0, c64(i)), c64(s_.n)), n);
+        store(w8Scale(a, load(f32, w8Rec(xi[i], 0), 4), ws, 1), gep(f32, Y, yi), 4);
+      }
+    }
+  }
+
+  // gemm, wide tiles of kWideN = 32 channels: per m-block the tile's weights are re-laid out once
+  // in scratch as [k4][vector v][16 channels] int32 words (4 codes of a channel each, + 128), a
+  // 16 x 16 transposition of int32 words per 16 channels and 64 k; the micro-kernel (4 x rows x 2
+  // vectors) broadcasts 4 bytes of xq per k4 into vpdpbusd: lanes are channels, the int32 sums
+  // run over the whole K, no horizontal sum.
+  Value *w8Panel(Value *k4, Value *v) {
+    return gepB(Scratch, b.CreateAdd(c64(w8PanelOff()),
+                                     b.CreateMul(b.CreateAdd(b.CreateMul(k4, c64(2)), v), c64(64))));
+  }
+  /// 16 x 16 transposition of int32 words: rows[r] lane c -> result[c] lane r (swaps of the
+  /// off-diagonal h x h blocks for h = 8, 4, 2, 1; two-source shuffles).
+  std::vector<Value *> transpose16(std::vector<Value *> rows) {
+    for (int h = 8; h >= 1; h /= 2) {
+      std::vector<int> lo, hi;
+      for (int c = 0; c < 16; ++c) {
+        lo.push_back(c & h ? 16 + c - h : c);
+        hi.push_back(c & h ? 16 + c : c + h);
+      }
+      std::vector<Value *> next(16);
+      for (int r = 0; r < 16; ++r)
+        if (!(r & h)) {
+          next[r] = b.CreateShuffleVector(rows[r], rows[r + h], lo);
+          next[r + h] = b.CreateShuffleVector(rows[r], rows[r + h], hi);
+        }
+      rows = next;
+    }
+    return rows;
+  }
+  void w8FillPanel(Value *n0) {
+    const int64_t K64 = s_.k / 64 * 64;
+    loop(c64(0), c64(2), 1, [&](Value *v) {
+      std::vector<Value *> rb(16);
+      for (int j = 0; j < 16; ++j)
+        rb[j] = rowBase(b.CreateAdd(n0, b.CreateAdd(b.CreateMul(v, c64(16)), c64(j))));
+      auto chunk = [&](Value *k, bool tail) {
+        std::vector<Value *> rows(16);
+        for (int j = 0; j < 16; ++j)
+          rows[j] = b.CreateBitCast(w8Codes(rb[j], k, tail), vi(i32, 16));
+        std::vector<Value *> cols = transpose16(rows);
+        Value *k4 = b.CreateUDiv(k, c64(4));
+        for (int t = 0; t < 16; ++t)
+          store(cols[t], w8Panel(b.CreateAdd(k4, c64(t)), v), 4);
+      };
+      loop(c64(0), c64(K64), 64, [&](Value *k) { chunk(k, false); }, "w8pf");
+      if (s_.k % 64)
+        chunk(c64(K64), true);
+    }, "w8pv");
+  }
+  void w8WideTile(Value *mb, Value *m0, int MR, Value *n0) {
+    const int NV = int(kWideN / 16), U = 4; // k4 words an iteration
+    std::vector<std::vector<AllocaInst *>> acc(MR, std::vector<AllocaInst *>(NV));
+    std::vector<Value *> xq(MR), xi(MR);
+    for (int i = 0; i < MR; ++i) {
+      xi[i] = b.CreateAdd(b.CreateSub(m0, mb), c64(i));
+      xq[i] = w8Xq(xi[i]);
+      Value *bias = splat(16, load(i32, w8Rec(xi[i], 1), 4));
+      for (int v = 0; v < NV; ++v) {
+        acc[i][v] = slot(vi(i32, 16), "iacc");
+        store(bias, acc[i][v], 4);
+      }
+    }
+    loop(c64(0), c64(w8Kp() / 4), U, [&](Value *q) {
+      for (int u = 0; u < U; ++u) {
+        Value *k4 = b.CreateAdd(q, c64(u));
+        std::vector<Value *> w(NV);
+        for (int v = 0; v < NV; ++v)
+          w[v] = load(vi(i32, 16), w8Panel(k4, c64(v)), 4);
+        for (int i = 0; i < MR; ++i) {
+          Value *xb = splat(16, load(i32, gepB(xq[i], b.CreateMul(k4, c64(4))), 1));
+          for (int v = 0; v < NV; ++v)
+            store(dot16(load(vi(i32, 16), acc[i][v], 4), w[v], xb), acc[i][v], 4);
+        }
+      }
+    }, "w8wk");
+    for (int v = 0; v < NV; ++v) {
+      Value *n = b.CreateAdd(n0, c64(16 * v));
+      Value *ws = loadScaleVec(P[1], n, 16);
+      for (int i = 0; i < MR; ++i) {
+        Value *yi = b.CreateAdd(b.CreateMul(b.CreateAdd(m0, c64(i)), c64(s_.n)), n);
+        store(w8Scale(load(vi(i32, 16), acc[i][v], 4), load(f32, w8Rec(xi[i], 0), 4), ws, 16),
+              gep(f32, Y, yi), 4);
+      }
+    }
+  }
+
+  void emitW8a8Int8() {
+    const bool gemm = s_.mclass == MClass::Gemm;
+    loop(c64(0), Mrows, qRows(), [&](Value *mb) {
+      Value *mbEnd = b.CreateAdd(mb, c64(qRows()));
+      Value *mEnd = b.CreateSelect(b.CreateICmpSLT(mbEnd, Mrows), mbEnd, Mrows);
+      w8QuantizeRows(mb, mEnd);
+      auto nTile = [&](Value *n0, int R) {
+        mTiles(mb, mEnd, [&](Value *m0, int MR) { w8GemvTile(mb, m0, MR, n0, R); });
+      };
+      Value *n = NB;
+      if (gemm && s_.n >= kWideN)
+        n = loop(NB, b.CreateSub(NE, c64(kWideN - 1)), kWideN, [&](Value *n0) {
+          w8FillPanel(n0);
+          mTiles(mb, mEnd, [&](Value *m0, int MR) { w8WideTile(mb, m0, MR, n0); });
+        }, "nw");
+      // Chunks start at multiples of the tile (KernelSpec::threadAlign): narrower tiles only for
+      // what N's tail needs.
+      if (!gemm || s_.n % kWideN >= kRowsNR)
+        n = loop(n, b.CreateSub(NE, c64(kRowsNR - 1)), kRowsNR,
+                 [&](Value *n0) { nTile(n0, kRowsNR); }, "n4");
+      if (s_.n % kRowsNR)
+        loop(n, NE, 1, [&](Value *n0) { nTile(n0, 1); }, "n1");
+    }, "mb");
+  }
+
   const KernelSpec &s_;
   LLVMContext &C;
   Module &M_;
@@ -1896,7 +2165,9 @@ Function *Emitter::emit() {
   for (unsigned i = 0; i < slots.size() && i < 4; ++i)
     if (!slots[i].empty())
       P[i] = load(ptr, gep(ptr, parts, c64(i)), 8);
-  if (s_.act == Activations::Int8 && s_.family() == Family::ColsN)
+  if (s_.act == Activations::Int8 && s_.layout == Layout::W8a8)
+    emitW8a8Int8();
+  else if (s_.act == Activations::Int8 && s_.family() == Family::ColsN)
     emitColsNInt8();
   else if (s_.act == Activations::Int8)
     emitRowsKInt8();

@@ -1,6 +1,7 @@
 #include "codegen/kernel_spec.h"
 
 #include <algorithm>
+#include <climits>
 #include <cstdlib>
 #include <mutex>
 #include <string_view>
@@ -47,6 +48,7 @@ static const char *layoutName(Layout l) {
   case Layout::Awq4: return "awq4";
   case Layout::Gptq4: return "gptq4";
   case Layout::CtWna16_4: return "ct4";
+  case Layout::W8a8: return "w8a8";
   }
   return "?";
 }
@@ -62,6 +64,8 @@ std::string KernelSpec::key() const {
       s += ".gidx";
     s += "." + elemKindName(scaleElem).str();
   }
+  if (layout == Layout::W8a8)
+    s += "." + elemKindName(scaleElem).str();
   s += ".n" + std::to_string(n) + ".k" + std::to_string(k);
   s += mclass == MClass::Gemv ? ".gemv" : ".gemm";
   s += ".v" + std::to_string(lanes());
@@ -85,6 +89,8 @@ bool KernelSpec::int8Capable() const {
   case Layout::Awq4:
   case Layout::Gptq4: // one group per 32-block of K; act-order (g_idx) keeps f32
     return k % kActBlock == 0 && group % kActBlock == 0 && !gIdx;
+  case Layout::W8a8: // any K whose int32 sum of K products 127 * 128 cannot overflow
+    return k <= INT32_MAX / (127 * 128);
   default:
     return false;
   }
@@ -148,6 +154,8 @@ std::vector<std::string> KernelSpec::partSlots() const {
   case Layout::CtWna16_4:
     return {"weight_packed", "weight_scale", zeroPoint ? "weight_zero_point" : "",
             gIdx ? "weight_g_idx" : ""};
+  case Layout::W8a8: // weight_offset is unused by W8A8_DYNAMIC (FORMATS.md §5.4), as in the hook
+    return {"weight", "weight_scale"};
   default:
     return {"data"};
   }
@@ -176,6 +184,13 @@ int64_t KernelSpec::threadAlign() const {
 
 /// Tile sizes shared with the emitter (kernel_emitter.cpp).
 int64_t KernelSpec::scratchFloats() const {
+  if (layout == Layout::W8a8 && act == Activations::Int8) {
+    // per row: K rounded up to 64 int8 codes and a 16-byte record; gemm: the wide tile's panel
+    // (K rounded up to 64) x 32 channels, 64-byte aligned
+    int64_t kp = (k + 63) / 64 * 64, rows = int8RowsPerBlock();
+    int64_t bytes = rows * (kp + 16) + 64 + (mclass == MClass::Gemm ? kp * 32 : 0);
+    return bytes / 4 + 16;
+  }
   if (act == Activations::Int8) { // per row: K int8 codes, then a 16-byte record per block
     int64_t blocks = k / kActBlock, bytes = int8RowsPerBlock() * (k + 16 * blocks);
     if (mclass == MClass::Gemm && family() == Family::ColsN) // operands of 2 x 16 channels
@@ -291,6 +306,10 @@ SpecOrReason specForWeightType(const WeightType &t,
     s.group = channel || g == -1 ? s.k : g;
     s.zeroPoint = !t.boolParam("symmetric");
     s.gIdx = t.identParam("actorder") == "group";
+    s.scaleElem = elemOf("weight_scale");
+  } else if (m == "w8a8") {
+    s.layout = Layout::W8a8;
+    s.bits = 8;
     s.scaleElem = elemOf("weight_scale");
   } else {
     r.reason = "layout " + m + " has no JIT kernel yet";

@@ -26,7 +26,9 @@ enum class Layout {
   GgufQ5_1, ///< GGUF rows of Q5_1 blocks (32 x 5-bit, f16 d and m): int8 activations only
   Awq4,     ///< AutoAWQ GEMM 4-bit: qweight [K, N/8] interleaved along N, qzeros, scales [K/G, N]
   Gptq4,    ///< GPTQ 4-bit: qweight [K/8, N] along K, qzeros [G', N/8], scales [G', N], g_idx
-  CtWna16_4 ///< compressed-tensors pack-quantized 4-bit: weight_packed [N, ceil(K/8)]
+  CtWna16_4, ///< compressed-tensors pack-quantized 4-bit: weight_packed [N, ceil(K/8)]
+  W8a8      ///< vllm-ascend W8A8_DYNAMIC: int8 weight [N, K], weight_scale [N, 1]; int8 kernels
+            ///< quantize x per token (row), not per 32-block
 };
 
 /// gemv: M <= 8 rows (decode), weights unpacked in registers in the innermost loop.
@@ -99,7 +101,8 @@ struct KernelSpec {
   int lanes() const;
   /// Whether an int8-activation kernel exists for this specialisation (on any host): GGUF Q8_0 /
   /// Q4_0 / Q4_K / Q6_K with K % 32 == 0; AWQ / GPTQ 4-bit with K and the group multiples of 32
-  /// and no g_idx (act-order keeps f32 activations).
+  /// and no g_idx (act-order keeps f32 activations); W8A8 for every K of the type (its int8
+  /// kernels quantize x per token, as the scheme, not per 32-block).
   bool int8Capable() const;
   /// Whether an f32-activation kernel exists (GGUF Q4_1 / Q5_0 / Q5_1 have int8 kernels only).
   bool f32Capable() const;

@@ -13,7 +13,7 @@
 //   combine     δy_h = Σ_slots w_s δo_h + 2u |y_h|               (both accumulate in f64)
 // with d = KernelSpec::accumulationDepth() of the kernel that ran. Int8-activation kernels
 // (GGUF on a host with VNNI; codegen_test.cpp derives their bound) add the activation rounding
-// Σ_k |W_ik| e_k, e_k = (max |v| over k's 32-block) / 254 (1 + 2^-20) of their input v (x for
+// Σ_k |W_ik| e_k, e_k = (max |v| over k's 32-block) / 254 (1 + 2^-17) of their input v (x for
 // gate / up; for down the act output, its block max taken as max (|a_i| + δa_i)), and their
 // arithmetic term is γ(K/32 + 16) Σ_k (|W_ik| + 64 A_ik)(|v_k| + e_k) with A = max |W| over the
 // 32-block. The test requires |y_cpu - y_ref| <= 1.05 δy (5% for the neglected second-order terms).
@@ -160,18 +160,25 @@ void checkMoe(const Module &m, const std::string &fn, int64_t tokens, const std:
   };
   const bool int8_13 = codegen::specForWeight(*w13).spec->act == codegen::Activations::Int8;
   const bool int8_2 = codegen::specForWeight(*w2).spec->act == codegen::Activations::Int8;
+  auto tokenBlock = [](const Weight &w) {
+    const codegen::KernelSpec s = *codegen::specForWeight(w).spec;
+    return s.layout == codegen::Layout::W8a8 ? s.k : int64_t(32);
+  };
+  const int64_t blk13 = tokenBlock(*w13), blk2 = tokenBlock(*w2);
   // Per-element activation rounding bounds of a vector v (|v_k| + slack_k) and the int8 kernels'
   // error of one output: sum |w| e + g * sum (|w| + 64 A)(|v| + slack + e).
-  auto int8Err = [](const double *absv, const float *w, int64_t k, double g) {
+  // W8A8 quantizes per token: one block of the whole row (its arithmetic, gamma(3) |x̂ w| plus
+  // the hook's rounding of w * ws, is within the GGUF term below).
+  auto int8Err = [](const double *absv, const float *w, int64_t k, double g, int64_t blk = 32) {
     double quant = 0, arith = 0;
-    for (int64_t b0 = 0; b0 < k; b0 += 32) {
+    for (int64_t b0 = 0; b0 < k; b0 += blk) {
       double vmax = 0, wmax = 0;
-      for (int64_t q = b0; q < b0 + 32; ++q) {
+      for (int64_t q = b0; q < b0 + blk; ++q) {
         vmax = std::max(vmax, absv[q]);
         wmax = std::max(wmax, std::fabs(double(w[q])));
       }
-      double e = vmax / 254 * (1 + 0x1p-20) * (1 + 1e-6);
-      for (int64_t q = b0; q < b0 + 32; ++q) {
+      double e = vmax / 254 * (1 + 0x1p-17) * (1 + 1e-6);
+      for (int64_t q = b0; q < b0 + blk; ++q) {
         quant += std::fabs(double(w[q])) * e;
         arith += g * (std::fabs(double(w[q])) + 64 * wmax) * (absv[q] + e);
       }
@@ -214,8 +221,8 @@ void checkMoe(const Module &m, const std::string &fn, int64_t tokens, const std:
         }
         double dg = g13 * mg + u * std::fabs(g), du = g13 * mu + u * std::fabs(up);
         if (int8_13) {
-          dg = int8Err(absx.data(), gw, h, g13) + u * std::fabs(g);
-          du = int8Err(absx.data(), uw, h, g13) + u * std::fabs(up);
+          dg = int8Err(absx.data(), gw, h, g13, blk13) + u * std::fabs(g);
+          du = int8Err(absx.data(), uw, h, g13, blk13) + u * std::fabs(up);
         }
         double act = actOf(g, gelu);
         a[size_t(i)] = act * up;
@@ -232,7 +239,7 @@ void checkMoe(const Module &m, const std::string &fn, int64_t tokens, const std:
           prop += std::fabs(double(dw[i])) * da[size_t(i)];
         }
         yx[size_t(j)] += wt * oj;
-        double kern = int8_2 ? int8Err(absa.data(), dw, inter, g2) : g2 * mo;
+        double kern = int8_2 ? int8Err(absa.data(), dw, inter, g2, blk2) : g2 * mo;
         dy[size_t(j)] += wt * (prop + kern + u * std::fabs(oj));
       }
     }
@@ -291,6 +298,13 @@ TEST(CodegenMoe, GgufQ8_0) { runCase({"Q8_0", gguf("Q8_0"), gguf("Q8_0"), 96, 64
 TEST(CodegenMoe, GgufQ4_0) { runCase({"Q4_0", gguf("Q4_0"), gguf("Q4_0"), 128, 96, 5, 3}); }
 TEST(CodegenMoe, GgufQ4_KWithQ6_KDown) { runCase({"Q4_K/Q6_K", gguf("Q4_K"), gguf("Q6_K"), 256, 256}); }
 TEST(CodegenMoe, GgufQ6_K) { runCase({"Q6_K", gguf("Q6_K"), gguf("Q6_K"), 256, 256}); }
+
+// W8A8_DYNAMIC stacks (per-token int8 activations on VNNI hosts): H = 100, I = 72 (K tails of
+// the 64-byte steps; N = 144 / 100: wide tiles and 4-row tails).
+TEST(CodegenMoe, W8a8) {
+  auto mk = [](int64_t n, int64_t k, uint32_t seed) { return w8a8Weight(n, k, ElemKind::F16, seed); };
+  runCase({"w8a8", mk, mk, 100, 72});
+}
 
 TEST(CodegenMoe, Awq) {
   auto mk = [](int64_t n, int64_t k, uint32_t seed) {

@@ -16,6 +16,7 @@
 #include "schemes/gguf/blocks.h"
 #include "schemes/gguf/gguf_type.h"
 #include "schemes/gptq/codec.h"
+#include "schemes/w8a8/codec.h"
 #include "support/float16.h"
 
 namespace qlc::testw {
@@ -173,6 +174,27 @@ inline TestWeight ctWeight(int64_t n, int64_t k, int64_t g, bool sym, bool actor
     t.parts["weight_zero_point"] = {ElemKind::I32, bytesOf(c.weightZeroPoint)};
   if (actorder)
     t.parts["weight_g_idx"] = {ElemKind::I32, bytesOf(c.weightGIdx)};
+  return t;
+}
+
+/// W8A8_DYNAMIC: per-channel symmetric int8 (w8a8::quantize) with the scales stored as `se`
+/// (bf16 / f16 rounded from the f32 scale), zero offsets; a few codes set to the extremes -128
+/// (allowed by int8, never written by the quantizer) and 127.
+inline TestWeight w8a8Weight(int64_t n, int64_t k, ElemKind se, uint32_t seed) {
+  TestWeight t;
+  t.type = makeType("w8a8", {{"shape", Attribute(std::vector<int64_t>{n, k})}});
+  std::vector<float> w = randomVec(n * k, seed, 0.05f);
+  w8a8::Checkpoint c = w8a8::quantize(w, k, n);
+  std::mt19937 rng(seed + 7);
+  for (int64_t i = 0; i < std::max<int64_t>(1, n * k / 50); ++i)
+    c.weight[rng() % size_t(n * k)] = int8_t(i % 2 ? 127 : -128);
+  std::vector<uint16_t> h;
+  for (float f : c.weightScale)
+    h.push_back(se == ElemKind::BF16 ? floatToBf16(f) : floatToHalf(f));
+  t.parts["weight"] = {ElemKind::I8, bytesOf(c.weight)};
+  t.parts["weight_scale"] = se == ElemKind::F32 ? std::pair{se, bytesOf(c.weightScale)}
+                                                : std::pair{se, bytesOf(h)};
+  t.parts["weight_offset"] = {ElemKind::F16, bytesOf(std::vector<uint16_t>(size_t(n), 0))};
   return t;
 }
 
