@@ -24,7 +24,10 @@ llvm::Error runQMatmul(KernelSpec spec, const uint8_t *const *parts, const float
   if (double(n) * double(spec.k) * double(m) < 65536.0)
     threads = 1;
   int64_t tiles = (n + align - 1) / align;
-  int64_t chunks = std::min<int64_t>(tiles, threads == 1 ? 1 : 4 * int64_t(threads));
+  // Int8 gemm kernels quantize their x block per chunk: one chunk a thread (the work per tile is
+  // uniform); otherwise 4 a thread, for balance.
+  const int64_t perThread = spec.act == Activations::Int8 && spec.mclass == MClass::Gemm ? 1 : 4;
+  int64_t chunks = std::min<int64_t>(tiles, threads == 1 ? 1 : perThread * int64_t(threads));
   int64_t tilesPerChunk = (tiles + chunks - 1) / chunks;
   chunks = (tiles + tilesPerChunk - 1) / tilesPerChunk;
   const int64_t scratch = spec.scratchFloats();
