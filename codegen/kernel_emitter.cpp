@@ -1,6 +1,6 @@
 // IR generation of the fused dequant kernels. Two loop families (KernelSpec::family):
 //
-// RowsK (GGUF Q8_0/Q4_0/Q4_K/Q6_K, compressed-tensors 4-bit): the codes of one output channel n
+// RowsK (every GGUF quantized type, compressed-tensors 4-bit): the codes of one output channel n
 //   are contiguous along K. Accumulators are <VL x float> vectors along K, one per (row of x,
 //   output channel) of the register tile, reduced horizontally (shuffle tree) at the end.
 //   The K loop walks "units" (a GGUF block, or 16 CT codes); inside a unit every vector of VL
@@ -15,7 +15,7 @@
 // gemm (M > 8): m-blocks of kGemmMB rows; per n-tile the tile's weights are unpacked once into
 //   `scratch` (kRowsNR rows x K, or K x one column vector) and reused by all rows of the m-block.
 //
-// Int8 activations (KernelSpec::act, GGUF Q8_0/Q4_0/Q4_K/Q6_K, AWQ/GPTQ 4-bit): x is quantized
+// Int8 activations (KernelSpec::act, every GGUF type, AWQ/GPTQ 4-bit): x is quantized
 //   per 32-block into `scratch` inside the kernel, weights become 8-bit codes, vpdpbusd does the
 //   products (sections "RowsK with int8 activations" and "ColsN (AWQ / GPTQ 4-bit) with int8
 //   activations" below, and codegen/README.md).

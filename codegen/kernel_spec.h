@@ -84,8 +84,8 @@ struct KernelSpec {
   int64_t accumulationDepth() const;
   /// Resolves vectorWidth 0 to the host's.
   int lanes() const;
-  /// Whether an int8-activation kernel exists for this specialisation (on any host): GGUF Q8_0 /
-  /// Q4_0 / Q4_K / Q6_K with K % 32 == 0; AWQ / GPTQ 4-bit with K and the group multiples of 32
+  /// Whether an int8-activation kernel exists for this specialisation (on any host): every GGUF
+  /// quantized type with K % 32 == 0; AWQ / GPTQ 4-bit with K and the group multiples of 32
   /// and no g_idx (act-order keeps f32 activations).
   bool int8Capable() const;
   /// Whether an f32-activation kernel exists (every layout has one now).
