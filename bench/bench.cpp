@@ -29,6 +29,8 @@
 #include "codegen/thread_pool.h"
 #include "ir/weight_type.h"
 #include "schemes/all_schemes.h"
+#include "schemes/gguf/blocks.h"
+#include "schemes/gguf/gguf_type.h"
 #include "support/float16.h"
 
 namespace qlc::bench {
@@ -82,14 +84,31 @@ void setCounters(benchmark::State &st, const Meta &m) {
 
 // ---- synthetic quantized weights ---------------------------------------------------------------
 
-enum class Fmt { Q4_0, Q4_K, AWQ, GPTQ };
+enum class Fmt { Q4_0, Q4_K, AWQ, GPTQ, Q5_K, Q3_K, Q2_K, Q4_1, Q5_0, Q5_1 };
+/// The GGUF formats benchmarked on two cases only (decode 4096x14336, prefill 512 x 4096x4096).
+const std::vector<Fmt> kExtraGguf = {Fmt::Q5_K, Fmt::Q3_K, Fmt::Q2_K, Fmt::Q4_1, Fmt::Q5_0, Fmt::Q5_1};
 const char *fmtName(Fmt f) {
-  return f == Fmt::Q4_0 ? "Q4_0" : f == Fmt::Q4_K ? "Q4_K" : f == Fmt::AWQ ? "AWQ" : "GPTQ";
+  switch (f) {
+  case Fmt::Q4_0: return "Q4_0";
+  case Fmt::Q4_K: return "Q4_K";
+  case Fmt::AWQ: return "AWQ";
+  case Fmt::GPTQ: return "GPTQ";
+  case Fmt::Q5_K: return "Q5_K";
+  case Fmt::Q3_K: return "Q3_K";
+  case Fmt::Q2_K: return "Q2_K";
+  case Fmt::Q4_1: return "Q4_1";
+  case Fmt::Q5_0: return "Q5_0";
+  case Fmt::Q5_1: return "Q5_1";
+  }
+  return "?";
 }
 /// impl names: a format ("Q4_0", "AWQ", ...), optionally "-f32" to force f32 activations where
 /// the format's default (on this host) is int8.
 Fmt fmtOf(const std::string &impl) {
   std::string f = impl.substr(0, impl.find('-'));
+  for (Fmt x : kExtraGguf)
+    if (f == fmtName(x))
+      return x;
   return f == "Q4_0" ? Fmt::Q4_0 : f == "Q4_K" ? Fmt::Q4_K : f == "AWQ" ? Fmt::AWQ : Fmt::GPTQ;
 }
 bool forcesF32(const std::string &impl) { return impl.size() > 4 && impl.substr(impl.size() - 4) == "-f32"; }
@@ -206,8 +225,8 @@ std::unique_ptr<QWeights> makeWeights(Fmt fmt, int64_t n, int64_t k, int64_t cop
   } else {
     q->type = buildType("gguf", {{"type", Attribute::ident(fmtName(fmt))},
                                  {"shape", Attribute(shape)}});
-    int64_t blocks = k / (fmt == Fmt::Q4_0 ? 32 : 256);
-    q->partBytes = {n * blocks * (fmt == Fmt::Q4_0 ? 18 : 144)};
+    uint32_t id = *schemes::ggufTypeId(fmtName(fmt));
+    q->partBytes = {n * (k / gguf::blockElements(id)) * gguf::blockBytes(id)};
     elems = {{"data", ElemKind::U8}};
   }
   q->spec = *codegen::specForWeightType(q->type, elems).spec;
@@ -228,6 +247,22 @@ std::unique_ptr<QWeights> makeWeights(Fmt fmt, int64_t n, int64_t k, int64_t cop
       std::memcpy(&p0[b], &d, 2);
       std::memcpy(&p0[b + 2], &dmin, 2);
     }
+  } else if (fmt != Fmt::AWQ && fmt != Fmt::GPTQ) { // the other GGUF types: d (and dmin / m)
+    const int64_t bb = gguf::blockBytes(*schemes::ggufTypeId(fmtName(fmt)));
+    std::vector<size_t> offs;
+    switch (fmt) {
+    case Fmt::Q5_K: offs = {0, 2}; break;
+    case Fmt::Q3_K: offs = {108}; break;
+    case Fmt::Q2_K: offs = {80, 82}; break;
+    case Fmt::Q4_1: offs = {0, 2}; break;
+    case Fmt::Q5_0: offs = {0}; break;
+    default: offs = {0, 2}; break; // Q5_1
+    }
+    for (size_t b = 0; b < p0.size(); b += size_t(bb))
+      for (size_t o : offs) {
+        uint16_t d = scaleBits(s, 0.0005f);
+        std::memcpy(&p0[b + o], &d, 2);
+      }
   } else { // AWQ / GPTQ: f16 scales
     std::vector<uint8_t> &sc = q->pools[2];
     for (size_t b = 0; b < sc.size(); b += 2) {
@@ -336,6 +371,20 @@ DenseSet &dense(int64_t n, int64_t k) {
   return d;
 }
 
+/// The weights of format f in d: the extra GGUF formats are built on first use, and only one of
+/// them is kept at a time (each is >= 1 GiB of copies).
+const QWeights &denseWeights(DenseSet &d, Fmt f, int64_t n, int64_t k) {
+  auto it = d.q.find(fmtName(f));
+  if (it != d.q.end())
+    return *it->second;
+  for (Fmt x : kExtraGguf)
+    d.q.erase(fmtName(x));
+  int64_t one = makeWeights(f, 8, k, 1, 0)->bytes() * (n / 8);
+  auto &q = d.q[fmtName(f)];
+  q = makeWeights(f, n, k, copiesFor(one), uint64_t(n * 131 + k) + int(f));
+  return *q;
+}
+
 void registerBench(const std::string &name, Meta meta,
                    std::function<void(benchmark::State &)> fn, double minTime) {
   metas()[name] = meta;
@@ -400,7 +449,7 @@ void registerDense(int64_t n, int64_t k, int64_t m, unsigned t, const std::strin
         benchmark::DoNotOptimize(y.data());
       }
     } else {
-      const QWeights &q = *d.q.at(fmtName(fmtOf(impl)));
+      const QWeights &q = denseWeights(d, fmtOf(impl), n, k);
       codegen::KernelSpec spec = q.spec;
       if (forcesF32(impl))
         spec.act = codegen::Activations::F32;
@@ -598,6 +647,14 @@ int runBench(const BenchOptions &opts) {
       for (unsigned t : threads)
         for (const std::string &impl : impls)
           registerDense(n, k, m, t, impl, mt);
+  // The other GGUF formats (int8 activations where the host has VNNI, and f32): decode of a
+  // 4096 x 14336 down projection and a 512-token prefill of 4096 x 4096, on all threads.
+  // (Shape-major: a shape's weights are built once.)
+  for (bool prefill : {false, true})
+    for (Fmt f : kExtraGguf)
+      for (std::string impl : {std::string(fmtName(f)), std::string(fmtName(f)) + "-f32"})
+        registerDense(4096, prefill || opts.quick ? 4096 : 14336, prefill ? (opts.quick ? 64 : 512) : 1,
+                      all, impl, mt);
   if (!opts.quick)
     for (unsigned t : threads)
       for (const std::string &impl : impls)

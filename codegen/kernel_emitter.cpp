@@ -1,6 +1,6 @@
 // IR generation of the fused dequant kernels. Two loop families (KernelSpec::family):
 //
-// RowsK (GGUF Q8_0/Q4_0/Q4_K/Q6_K, compressed-tensors 4-bit): the codes of one output channel n
+// RowsK (every GGUF quantized type, compressed-tensors 4-bit): the codes of one output channel n
 //   are contiguous along K. Accumulators are <VL x float> vectors along K, one per (row of x,
 //   output channel) of the register tile, reduced horizontally (shuffle tree) at the end.
 //   The K loop walks "units" (a GGUF block, or 16 CT codes); inside a unit every vector of VL
@@ -15,7 +15,7 @@
 // gemm (M > 8): m-blocks of kGemmMB rows; per n-tile the tile's weights are unpacked once into
 //   `scratch` (kRowsNR rows x K, or K x one column vector) and reused by all rows of the m-block.
 //
-// Int8 activations (KernelSpec::act, GGUF Q8_0/Q4_0/Q4_K/Q6_K, AWQ/GPTQ 4-bit): x is quantized
+// Int8 activations (KernelSpec::act, every GGUF type, AWQ/GPTQ 4-bit): x is quantized
 //   per 32-block into `scratch` inside the kernel, weights become 8-bit codes, vpdpbusd does the
 //   products (sections "RowsK with int8 activations" and "ColsN (AWQ / GPTQ 4-bit) with int8
 //   activations" below, and codegen/README.md). W8A8 quantizes x per token (row) instead, as
@@ -166,6 +166,9 @@ private:
     switch (s_.layout) {
     case Layout::GgufQ4_K:
     case Layout::GgufQ6_K:
+    case Layout::GgufQ2_K:
+    case Layout::GgufQ3_K:
+    case Layout::GgufQ5_K:
       return 256;
     case Layout::CtWna16_4:
       return VL >= 16 ? 16 : 8;
@@ -184,6 +187,9 @@ private:
     case Layout::GgufQ4_1: return 20;
     case Layout::GgufQ5_0: return 22;
     case Layout::GgufQ5_1: return 24;
+    case Layout::GgufQ2_K: return 84;
+    case Layout::GgufQ3_K: return 110;
+    case Layout::GgufQ5_K: return 176;
     default: return 0;
     }
   }
@@ -236,11 +242,21 @@ private:
       t.dmin = b.CreateFNeg(halfAt(t.base, 2));
       break;
     case Layout::GgufQ4_K:
+    case Layout::GgufQ5_K: // the same d, dmin and 12 scale bytes at 4
       t.base = gepB(rowB, b.CreateMul(u, c64(blockBytes())));
       t.d = halfAt(t.base, 0);
       t.dmin = halfAt(t.base, 2);
       t.dl.assign(8, nullptr);
       t.ml.assign(8, nullptr);
+      break;
+    case Layout::GgufQ2_K:
+      t.base = gepB(rowB, b.CreateMul(u, c64(blockBytes())));
+      t.d = halfAt(t.base, 80);
+      t.dmin = halfAt(t.base, 82);
+      break;
+    case Layout::GgufQ3_K:
+      t.base = gepB(rowB, b.CreateMul(u, c64(blockBytes())));
+      t.d = halfAt(t.base, 108);
       break;
     case Layout::GgufQ6_K:
       t.base = gepB(rowB, b.CreateMul(u, c64(blockBytes())));
@@ -294,6 +310,35 @@ private:
     t.ml[j] = b.CreateExtractElement(t.mlVec, uint64_t(j));
   }
 
+  /// Q2_K / Q3_K: the 16 sub-blocks' scales d * sc as <16 x float> in t.dlVec (Q2_K also the
+  /// mins dmin * m in t.mlVec), decoded once per super-block, in the reference's operations.
+  void kScales16(Unit &t) {
+    if (t.dlVec)
+      return;
+    if (s_.layout == Layout::GgufQ2_K) { // byte s: scale s & 15, min s >> 4
+      Value *sc = load(vi(i8, 16), t.base, 1);
+      t.dlVec = b.CreateFMul(splat(16, t.d), b.CreateUIToFP(b.CreateAnd(sc, splatI8(16, 15)), vf(16)));
+      t.mlVec = b.CreateFMul(splat(16, t.dmin), b.CreateUIToFP(b.CreateLShr(sc, splatI8(16, 4)), vf(16)));
+      return;
+    }
+    // Q3_K: 6-bit scale s = (b[s % 8] >> 4 (s / 8)) & 15 | ((b[8 + s % 4] >> 2 (s / 4)) & 3) << 4,
+    // used as s - 32 (the reference's kmask unpacking of the 12 bytes at 96).
+    Value *v = load(vi(i8, 12), gepB(t.base, c64(96)), 1);
+    std::vector<int> lo, hi;
+    std::vector<int> loSh, hiSh;
+    for (int l = 0; l < 16; ++l) {
+      lo.push_back(l % 8);
+      loSh.push_back(4 * (l / 8));
+      hi.push_back(8 + l % 4);
+      hiSh.push_back(2 * (l / 4));
+    }
+    Value *low = b.CreateAnd(b.CreateLShr(b.CreateShuffleVector(v, lo), constVecI8(loSh)), splatI8(16, 15));
+    Value *high = b.CreateAnd(b.CreateLShr(b.CreateShuffleVector(v, hi), constVecI8(hiSh)), splatI8(16, 3));
+    Value *sc = b.CreateOr(low, b.CreateShl(high, splatI8(16, 4)));
+    Value *si = b.CreateSub(b.CreateZExt(sc, vi(i32, 16)), splat(16, c32(32)));
+    t.dlVec = b.CreateFMul(splat(16, t.d), b.CreateSIToFP(si, vf(16)));
+  }
+
   /// The j-th vector of VL weights of a unit (elements unit*unitK + j*VL ...).
   Value *unitVec(Unit &t, int j) {
     const int64_t i0 = int64_t(j) * VL;
@@ -339,6 +384,69 @@ private:
       Value *sc = b.CreateSIToFP(load(i8, gepB(t.base, c64(192 + i0 / 16)), 1), f32);
       Value *dl = b.CreateFMul(t.d, sc);
       return b.CreateFMul(splat(VL, dl), b.CreateSIToFP(q, vf(VL)));
+    }
+    case Layout::GgufQ4_1:
+    case Layout::GgufQ5_0:
+    case Layout::GgufQ5_1: { // element e: nibble of qs[e % 16] (high for e >= 16), Q5 bit e of qh
+      const bool q5 = s_.layout != Layout::GgufQ4_1;
+      const int64_t qsAt = s_.layout == Layout::GgufQ4_1 ? 4 : s_.layout == Layout::GgufQ5_0 ? 6 : 8;
+      Value *q = load(vi(i8, VL), gepB(t.base, c64(qsAt + i0 % 16)), 1);
+      if (i0 >= 16)
+        q = b.CreateLShr(q, splatI8(VL, 4));
+      q = b.CreateAnd(q, splatI8(VL, 15));
+      Value *c = b.CreateZExt(q, vi(i32, VL));
+      if (q5) {
+        Value *qh = splat(VL, load(i32, gepB(t.base, c64(qsAt - 4)), 1));
+        std::vector<int32_t> sh;
+        for (int l = 0; l < VL; ++l)
+          sh.push_back(int32_t(i0 + l));
+        Value *bit = b.CreateAnd(b.CreateLShr(qh, constVecI32(sh)), splat(VL, c32(1)));
+        c = b.CreateOr(c, b.CreateShl(bit, splat(VL, c32(4))));
+      }
+      if (s_.layout == Layout::GgufQ5_0) // (c - 16) * d
+        return b.CreateFMul(b.CreateSIToFP(b.CreateSub(c, splat(VL, c32(16))), vf(VL)), splat(VL, t.d));
+      // c * d + m (t.dmin holds -m for the int8 min term)
+      return b.CreateFAdd(b.CreateFMul(b.CreateSIToFP(c, vf(VL)), splat(VL, t.d)),
+                          splat(VL, b.CreateFNeg(t.dmin)));
+    }
+    case Layout::GgufQ2_K:
+    case Layout::GgufQ3_K: {
+      // element e: 128-half h, shift pair jj, 16-half hf, l: qs byte 32 h + 16 hf + l >> 2 jj;
+      // Q3_K's high bit: hmask byte 16 hf + l, bit 4 h + jj (clear: code - 4). Scale e / 16.
+      int64_t h = i0 / 128, tt = i0 % 128, jj = tt / 32, hf = (tt % 32) / 16, l0 = tt % 16;
+      int sb = int(i0 / 16);
+      const bool q3 = s_.layout == Layout::GgufQ3_K;
+      kScales16(t);
+      Value *q = load(vi(i8, VL), gepB(t.base, c64((q3 ? 32 : 16) + 32 * h + 16 * hf + l0)), 1);
+      if (jj)
+        q = b.CreateLShr(q, splatI8(VL, int(2 * jj)));
+      q = b.CreateAnd(q, splatI8(VL, 3));
+      Value *dl = splat(VL, b.CreateExtractElement(t.dlVec, uint64_t(sb)));
+      if (!q3)
+        return b.CreateFSub(b.CreateFMul(dl, b.CreateUIToFP(q, vf(VL))),
+                            splat(VL, b.CreateExtractElement(t.mlVec, uint64_t(sb))));
+      Value *hm = load(vi(i8, VL), gepB(t.base, c64(16 * hf + l0)), 1);
+      if (4 * h + jj)
+        hm = b.CreateLShr(hm, splatI8(VL, int(4 * h + jj)));
+      hm = b.CreateAnd(hm, splatI8(VL, 1));
+      Value *c = b.CreateOr(q, b.CreateShl(hm, splatI8(VL, 2)));
+      Value *v = b.CreateSub(b.CreateZExt(c, vi(i32, VL)), splat(VL, c32(4)));
+      return b.CreateFMul(dl, b.CreateSIToFP(v, vf(VL)));
+    }
+    case Layout::GgufQ5_K: {
+      int64_t c = i0 / 64, hi = (i0 % 64) / 32, l0 = i0 % 32;
+      int sb = int(i0 / 32);
+      q4kScales(t, sb);
+      Value *q = load(vi(i8, VL), gepB(t.base, c64(48 + 32 * c + l0)), 1);
+      if (hi)
+        q = b.CreateLShr(q, splatI8(VL, 4));
+      q = b.CreateAnd(q, splatI8(VL, 15));
+      Value *qh = load(vi(i8, VL), gepB(t.base, c64(16 + l0)), 1);
+      if (2 * c + hi)
+        qh = b.CreateLShr(qh, splatI8(VL, int(2 * c + hi)));
+      qh = b.CreateShl(b.CreateAnd(qh, splatI8(VL, 1)), splatI8(VL, 4));
+      Value *qf = b.CreateUIToFP(b.CreateOr(q, qh), vf(VL));
+      return b.CreateFSub(b.CreateFMul(splat(VL, t.dl[sb]), qf), splat(VL, t.ml[sb]));
     }
     case Layout::CtWna16_4: {
       // Lanes l: element i0 + l of the unit: word (i0 + l) / 8, nibble (i0 + l) % 8.
@@ -558,6 +666,7 @@ private:
     case Layout::GgufQ4_0: return 8;
     case Layout::GgufQ6_K: return 32;
     case Layout::GgufQ5_0: return 16;
+    case Layout::GgufQ3_K: return 4;
     case Layout::Awq4:
     case Layout::Gptq4: return 1; // the record holds -sum(xq); times the per-channel zero
     default: return 0;
@@ -582,12 +691,53 @@ private:
                                 uint64_t(j));
     return v;
   }
-  bool splitBias() const { return s_.layout == Layout::GgufQ6_K; }
+  bool splitBias() const { return s_.layout == Layout::GgufQ6_K || s_.layout == Layout::GgufQ3_K; }
+  /// Q2_K: a min per 16 elements, so the record holds dx * sum(xq) of each 16-element half (at
+  /// +4 and +8, as f32; Q2_K has no bias) and the min terms are 16 lanes a super-block.
+  bool halfMins() const { return s_.layout == Layout::GgufQ2_K; }
+  /// The super-block layouts (256 elements, sub-block scales): the K-quant int8 paths.
+  bool kQuant() const {
+    switch (s_.layout) {
+    case Layout::GgufQ4_K:
+    case Layout::GgufQ6_K:
+    case Layout::GgufQ2_K:
+    case Layout::GgufQ3_K:
+    case Layout::GgufQ5_K:
+      return true;
+    default:
+      return false;
+    }
+  }
+  /// Q2_K / Q3_K / Q5_K: gemm N tails (< 32 channels) use the register tile, not the narrow panel.
+  bool newKQuant() const {
+    return s_.layout == Layout::GgufQ2_K || s_.layout == Layout::GgufQ3_K || s_.layout == Layout::GgufQ5_K;
+  }
+  /// The super-block's min terms as <maccWidth() x float> (Q4_K / Q5_K: 8 sub-blocks dmin * m,
+  /// Q2_K: 16) and the matching dx * sum(xq) of x row i from block blk0.
+  Value *superMins(Unit &t) {
+    if (halfMins()) {
+      kScales16(t);
+      return t.mlVec;
+    }
+    q4kScales(t, 0);
+    return t.mlVec;
+  }
+  Value *superSx(Value *i, Value *blk0) {
+    if (!halfMins())
+      return sx8(i, blk0);
+    Value *v = UndefValue::get(vf(16));
+    for (int j = 0; j < 16; ++j)
+      v = b.CreateInsertElement(v, load(f32, gepB(blockDataAt(1, i, b.CreateAdd(blk0, c64(j / 2))),
+                                                  c64(4 * (j % 2))), 4), uint64_t(j));
+    return v;
+  }
   /// Q4_1 / Q5_1: w = d c + m per 32-block, the min term of a block m * sx (as Q4_K's).
   bool legacyMins() const { return s_.layout == Layout::GgufQ4_1 || s_.layout == Layout::GgufQ5_1; }
-  bool hasMins() const { return s_.layout == Layout::GgufQ4_K || legacyMins(); }
+  bool hasMins() const {
+    return s_.layout == Layout::GgufQ4_K || s_.layout == Layout::GgufQ5_K || halfMins() || legacyMins();
+  }
   /// gemv min accumulators: Q4_K 8 sub-blocks a super-block, Q4_1 / Q5_1 2 blocks a pair.
-  int maccWidth() const { return legacyMins() ? 2 : 8; }
+  int maccWidth() const { return legacyMins() ? 2 : halfMins() ? 16 : 8; }
 
   /// Quantizes rows [mb, mEnd) of x into scratch rows [0, mEnd - mb).
   void quantizeRows(Value *mb, Value *mEnd) {
@@ -624,8 +774,13 @@ private:
         store(dx, blockDataAt(0, i, blk), 4);
         Value *zp = c32(-zeroPoint8());
         Value *biasAt = blockDataAt(1, i, blk);
-        store(b.CreateMul(splitBias() ? sLo : isum, zp), biasAt, 4);
-        store(b.CreateMul(splitBias() ? sHi : c32(0), zp), gepB(biasAt, c64(4)), 4);
+        if (halfMins()) {
+          store(b.CreateFMul(dx, b.CreateSIToFP(sLo, f32)), biasAt, 4);
+          store(b.CreateFMul(dx, b.CreateSIToFP(sHi, f32)), gepB(biasAt, c64(4)), 4);
+        } else {
+          store(b.CreateMul(splitBias() ? sLo : isum, zp), biasAt, 4);
+          store(b.CreateMul(splitBias() ? sHi : c32(0), zp), gepB(biasAt, c64(4)), 4);
+        }
         store(b.CreateFMul(dx, b.CreateSIToFP(isum, f32)), blockDataAt(2, i, blk), 4);
       }, "qb");
     }, "qm");
@@ -694,6 +849,43 @@ private:
     case Layout::GgufQ4_K: {
       Value *v = load(vi(i8, 32), gepB(t0.base, c64(16 + 32 * p)), 1);
       Value *q = concat(b.CreateAnd(v, splatI8(32, 15)), b.CreateLShr(v, splatI8(32, 4)));
+      q4kScales(t0, 2 * p);
+      q4kScales(t0, 2 * p + 1);
+      return {q, pairScale(t0.dl[2 * p], t0.dl[2 * p + 1])};
+    }
+    case Layout::GgufQ2_K:
+    case Layout::GgufQ3_K: {
+      // Sub-blocks 4p .. 4p+3: the 32 qs bytes of 128-half h shifted by 2 jj (jj = 2 (p % 2) and
+      // jj + 1); Q3_K's high bit (hmask bit 4 h + jj) as bit 2 of the code, zero point 4.
+      const bool q3 = s_.layout == Layout::GgufQ3_K;
+      int h = p / 2, jj = 2 * (p % 2);
+      kScales16(t0);
+      Value *v = load(vi(i8, 32), gepB(t0.base, c64((q3 ? 32 : 16) + 32 * h)), 1);
+      Value *hm = q3 ? load(vi(i8, 32), t0.base, 1) : nullptr;
+      auto codes = [&](int j) {
+        Value *c = j ? b.CreateLShr(v, splatI8(32, 2 * j)) : v;
+        c = b.CreateAnd(c, splatI8(32, 3));
+        if (q3) {
+          int bit = 4 * h + j;
+          Value *hb = bit ? b.CreateLShr(hm, splatI8(32, bit)) : hm;
+          c = b.CreateOr(c, b.CreateShl(b.CreateAnd(hb, splatI8(32, 1)), splatI8(32, 2)));
+        }
+        return c;
+      };
+      std::vector<int> idx;
+      for (int l = 0; l < 16; ++l)
+        idx.push_back(4 * p + l / 4);
+      return {concat(codes(jj), codes(jj + 1)), b.CreateShuffleVector(t0.dlVec, idx)};
+    }
+    case Layout::GgufQ5_K: {
+      Value *v = load(vi(i8, 32), gepB(t0.base, c64(48 + 32 * p)), 1);
+      Value *qh = load(vi(i8, 32), gepB(t0.base, c64(16)), 1);
+      auto hbit = [&](int bit) {
+        Value *x = bit ? b.CreateLShr(qh, splatI8(32, bit)) : qh;
+        return b.CreateShl(b.CreateAnd(x, splatI8(32, 1)), splatI8(32, 4));
+      };
+      Value *q = concat(b.CreateOr(b.CreateAnd(v, splatI8(32, 15)), hbit(2 * p)),
+                        b.CreateOr(b.CreateLShr(v, splatI8(32, 4)), hbit(2 * p + 1)));
       q4kScales(t0, 2 * p);
       q4kScales(t0, 2 * p + 1);
       return {q, pairScale(t0.dl[2 * p], t0.dl[2 * p + 1])};
@@ -847,7 +1039,7 @@ private:
 
   /// Rows [m0, m0+MR) (scratch rows m0 - mb ...) x channels [n0, n0+R).
   void int8Tile(Value *mb, Value *m0, int MR, Value *n0, int R) {
-    const bool kq = s_.layout == Layout::GgufQ4_K || s_.layout == Layout::GgufQ6_K;
+    const bool kq = kQuant();
     const bool mins = hasMins(), prefetch = s_.mclass == MClass::Gemv;
     std::vector<std::vector<AllocaInst *>> acc(MR, std::vector<AllocaInst *>(R)), macc = acc;
     for (int i = 0; i < MR; ++i)
@@ -883,16 +1075,15 @@ private:
             w.push_back(int8Pair(units[r], nullptr, p));
           pairStep(b.CreateAdd(blk0, c64(2 * p)), w, false);
         }
-        if (mins) { // sum_j dmin m_j * sx_j over the 8 sub-blocks, as 8 lanes
+        if (mins) { // sum_j dmin m_j * sx_j over the 8 (Q2_K: 16) sub-blocks, as lanes
+          const int mw = maccWidth();
           std::vector<Value *> mlv(R);
-          for (int r = 0; r < R; ++r) {
-            q4kScales(units[r], 0);
-            mlv[r] = units[r].mlVec;
-          }
+          for (int r = 0; r < R; ++r)
+            mlv[r] = superMins(units[r]);
           for (int i = 0; i < MR; ++i) {
-            Value *sx = sx8(xi[i], blk0);
+            Value *sx = superSx(xi[i], blk0);
             for (int r = 0; r < R; ++r)
-              store(fma(mlv[r], sx, load(vf(8), macc[i][r], 4)), macc[i][r], 4);
+              store(fma(mlv[r], sx, load(vf(mw), macc[i][r], 4)), macc[i][r], 4);
           }
         }
       }, "u");
@@ -952,7 +1143,7 @@ private:
     return gepB(Scratch, b.CreateAdd(c64(off), b.CreateMul(b.CreateAdd(b.CreateMul(u, c64(R)), c64(r)), c64(32))));
   }
   void fillPanel(Value *n0, int R) {
-    const bool kq = s_.layout == Layout::GgufQ4_K || s_.layout == Layout::GgufQ6_K;
+    const bool kq = kQuant();
     std::vector<Value *> rows(R), rowB(R);
     for (int r = 0; r < R; ++r) {
       rows[r] = b.CreateAdd(n0, c64(r));
@@ -1044,15 +1235,20 @@ private:
   // Q6_K) and Q4_K's dmin * m, so one vpdpbusd multiplies 4 codes of 16 channels with 4
   // activations broadcast from x, accumulating a whole block in int32 before one conversion and
   // FMA per 16 channels: lanes are channels, no horizontal sums.
-  int nHalves() const { return s_.layout == Layout::GgufQ6_K ? 2 : 1; }
+  int nHalves() const {
+    return s_.layout == Layout::GgufQ6_K || s_.layout == Layout::GgufQ3_K || halfMins() ? 2 : 1;
+  }
+  /// Rows of mins per block in the wide panel (Q2_K: one per 16-element half).
+  int minSlots() const { return hasMins() ? (halfMins() ? 2 : 1) : 0; }
+  int64_t minOff(int hh) const { return 1024 + 128 * nHalves() + 128 * hh; }
   int64_t wideBlockBytes() const {
-    return 1024 + 128 * nHalves() + (hasMins() ? 128 : 0);
+    return 1024 + 128 * nHalves() + 128 * minSlots();
   }
   Value *widePanel(Value *blk, int64_t off) {
     return gepB(Scratch, b.CreateAdd(c64(panelOffset() + off), b.CreateMul(blk, c64(wideBlockBytes()))));
   }
   void fillWidePanel(Value *n0) {
-    const bool kq = s_.layout == Layout::GgufQ4_K || s_.layout == Layout::GgufQ6_K;
+    const bool kq = kQuant();
     loop(c64(0), c64(kWideN), 1, [&](Value *nn) {
       Value *row = b.CreateAdd(n0, nn);
       Value *rb = rowBase(row);
@@ -1076,11 +1272,17 @@ private:
           Value *blk0 = b.CreateMul(u, c64(8));
           for (int p = 0; p < 4; ++p)
             put(b.CreateAdd(blk0, c64(2 * p)), int8Pair(t, nullptr, p), true);
-          if (s_.layout == Layout::GgufQ4_K)
+          if (s_.layout == Layout::GgufQ4_K || s_.layout == Layout::GgufQ5_K)
             for (int j = 0; j < 8; ++j) {
               q4kScales(t, j);
               store(t.ml[j], gepB(widePanel(b.CreateAdd(blk0, c64(j)), 1024 + 128), n4), 4);
             }
+          if (halfMins()) {
+            kScales16(t);
+            for (int j = 0; j < 16; ++j)
+              store(b.CreateExtractElement(t.mlVec, uint64_t(j)),
+                    gepB(widePanel(b.CreateAdd(blk0, c64(j / 2)), minOff(j % 2)), n4), 4);
+          }
         }, "wf");
         return;
       }
@@ -1155,11 +1357,13 @@ private:
                       load(vf(16), acc[i][v], 4)), acc[i][v], 4);
         }
       }
-      if (mins)
+      for (int hh = 0; hh < minSlots(); ++hh)
         for (int v = 0; v < NV; ++v) {
-          Value *ml = load(vf(16), widePanel(blk, 1024 + 128 + v * 64), 4);
+          Value *ml = load(vf(16), widePanel(blk, minOff(hh) + v * 64), 4);
           for (int i = 0; i < MR; ++i) {
-            Value *sx = splat(16, load(f32, blockDataAt(2, xi[i], blk), 4));
+            Value *sxAt = halfMins() ? gepB(blockDataAt(1, xi[i], blk), c64(4 * hh))
+                                     : blockDataAt(2, xi[i], blk);
+            Value *sx = splat(16, load(f32, sxAt, 4));
             store(fma(ml, sx, load(vf(16), macc[i][v], 4)), macc[i][v], 4);
           }
         }
@@ -1355,7 +1559,7 @@ private:
       Value *mEnd = b.CreateSelect(b.CreateICmpSLT(mbEnd, Mrows), mbEnd, Mrows);
       quantizeRows(mb, mEnd);
       auto nTile = [&](Value *n0, int R) {
-        if (panel && !legacyMins()) { // Q4_1 / Q5_1 tails: the register tile (min terms)
+        if (panel && !legacyMins() && !newKQuant()) { // Q4_1 / Q5_1 / Q2_K / Q3_K / Q5_K tails: the register tile
           fillPanel(n0, R);
           mTiles(mb, mEnd, [&](Value *m0, int MR) { int8PanelTile(mb, m0, MR, n0, R); });
           return;
@@ -1371,8 +1575,7 @@ private:
       // Narrower tiles only for what N's tail needs (chunks start at multiples of the tile).
       // The K-quant gemv kernels take 2 rows a tile: half the code (compile time), the same
       // bytes per output.
-      const int R = !panel && (s_.layout == Layout::GgufQ4_K || s_.layout == Layout::GgufQ6_K)
-                        ? 2 : int(kRowsNR);
+      const int R = !panel && kQuant() ? 2 : int(kRowsNR);
       if (!panel || s_.n % kWideN >= R)
         n = loop(n, b.CreateSub(NE, c64(R - 1)), R, [&](Value *n0) { nTile(n0, R); }, "n4");
       if (s_.n % R) // chunks start at multiples of kRowsNR: only N's tail is ragged

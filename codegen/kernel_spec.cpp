@@ -45,6 +45,9 @@ static const char *layoutName(Layout l) {
   case Layout::GgufQ4_1: return "gguf.Q4_1";
   case Layout::GgufQ5_0: return "gguf.Q5_0";
   case Layout::GgufQ5_1: return "gguf.Q5_1";
+  case Layout::GgufQ2_K: return "gguf.Q2_K";
+  case Layout::GgufQ3_K: return "gguf.Q3_K";
+  case Layout::GgufQ5_K: return "gguf.Q5_K";
   case Layout::Awq4: return "awq4";
   case Layout::Gptq4: return "gptq4";
   case Layout::CtWna16_4: return "ct4";
@@ -85,6 +88,9 @@ bool KernelSpec::int8Capable() const {
   case Layout::GgufQ4_1:
   case Layout::GgufQ5_0:
   case Layout::GgufQ5_1:
+  case Layout::GgufQ2_K:
+  case Layout::GgufQ3_K:
+  case Layout::GgufQ5_K:
     return k % kActBlock == 0;
   case Layout::Awq4:
   case Layout::Gptq4: // one group per 32-block of K; act-order (g_idx) keeps f32
@@ -96,9 +102,7 @@ bool KernelSpec::int8Capable() const {
   }
 }
 
-bool KernelSpec::f32Capable() const {
-  return layout != Layout::GgufQ4_1 && layout != Layout::GgufQ5_0 && layout != Layout::GgufQ5_1;
-}
+bool KernelSpec::f32Capable() const { return true; }
 
 int64_t KernelSpec::int8RowsPerBlock() const {
   // gemv: all M <= 8 rows. gemm: 128 rows (K + K/2 bytes each, in L2 up to K ~ 8192 and streamed
@@ -197,7 +201,7 @@ int64_t KernelSpec::scratchFloats() const {
       bytes += blocks * 8 * 2 * 64 + 64;
     else if (mclass == MClass::Gemm) // the panel: 4 rows x (pairs x 128 bytes + super-blocks x 32),
       bytes += std::max(4 * ((blocks + 1) / 2 * 128 + k / 256 * 32), // or the wide panel
-                        blocks * (1024 + 256 + 128));
+                        blocks * (1024 + 256 + 256)); // Q2_K: 2 scale + 2 min rows
     return bytes / 4 + 16;
   }
   if (mclass == MClass::Gemv)
@@ -266,7 +270,17 @@ SpecOrReason specForWeightType(const WeightType &t,
       s.layout = Layout::GgufQ5_0, s.bits = 5;
     else if (type == "Q5_1")
       s.layout = Layout::GgufQ5_1, s.bits = 5;
-    else {
+    else if (type == "Q2_K")
+      s.layout = Layout::GgufQ2_K, s.bits = 2;
+    else if (type == "Q3_K")
+      s.layout = Layout::GgufQ3_K, s.bits = 3;
+    else if (type == "Q5_K")
+      s.layout = Layout::GgufQ5_K, s.bits = 5;
+    else if (type == "F16" || type == "BF16" || type == "F32") {
+      // Every quantized type !gguf accepts has a kernel; these come from the importer as dense.
+      r.reason = "gguf " + type + " is not block-quantized (the GGUF importer makes it a dense tensor)";
+      return r;
+    } else {
       r.reason = "gguf " + type + " has no JIT kernel yet";
       return r;
     }

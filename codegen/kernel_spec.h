@@ -24,6 +24,9 @@ enum class Layout {
   GgufQ4_1, ///< GGUF rows of Q4_1 blocks (32 x 4-bit, f16 d and m): int8 activations only
   GgufQ5_0, ///< GGUF rows of Q5_0 blocks (32 x 5-bit, f16 d): int8 activations only
   GgufQ5_1, ///< GGUF rows of Q5_1 blocks (32 x 5-bit, f16 d and m): int8 activations only
+  GgufQ2_K, ///< GGUF rows of Q2_K super-blocks (256, 16 sub-blocks with 4-bit scale / min)
+  GgufQ3_K, ///< GGUF rows of Q3_K super-blocks (256, 16 sub-blocks with 6-bit signed scales)
+  GgufQ5_K, ///< GGUF rows of Q5_K super-blocks (256, 8 sub-blocks with 6-bit scale / min)
   Awq4,     ///< AutoAWQ GEMM 4-bit: qweight [K, N/8] interleaved along N, qzeros, scales [K/G, N]
   Gptq4,    ///< GPTQ 4-bit: qweight [K/8, N] along K, qzeros [G', N/8], scales [G', N], g_idx
   CtWna16_4, ///< compressed-tensors pack-quantized 4-bit: weight_packed [N, ceil(K/8)]
@@ -99,12 +102,12 @@ struct KernelSpec {
   Packing packing() const;
   /// Resolves vectorWidth 0 to the host's.
   int lanes() const;
-  /// Whether an int8-activation kernel exists for this specialisation (on any host): GGUF Q8_0 /
-  /// Q4_0 / Q4_K / Q6_K with K % 32 == 0; AWQ / GPTQ 4-bit with K and the group multiples of 32
+  /// Whether an int8-activation kernel exists for this specialisation (on any host): every GGUF
+  /// quantized type with K % 32 == 0; AWQ / GPTQ 4-bit with K and the group multiples of 32
   /// and no g_idx (act-order keeps f32 activations); W8A8 for every K of the type (its int8
   /// kernels quantize x per token, as the scheme, not per 32-block).
   bool int8Capable() const;
-  /// Whether an f32-activation kernel exists (GGUF Q4_1 / Q5_0 / Q5_1 have int8 kernels only).
+  /// Whether an f32-activation kernel exists (every layout has one now).
   bool f32Capable() const;
   /// Int8 kernels: rows of x quantized at a time (the m-block; the whole M for gemv).
   int64_t int8RowsPerBlock() const;

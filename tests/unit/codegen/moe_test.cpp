@@ -1,5 +1,5 @@
 // cpu.moe on the JIT against the reference executor, for every layout with a kernel (GGUF Q8_0,
-// Q4_0, Q4_K with a Q6_K w2, Q6_K, AWQ, GPTQ with act-order, compressed-tensors) and tokens in
+// Q4_0, Q4_K with a Q6_K w2, Q6_K, Q2_K with a Q3_K w2, Q5_K, Q4_1 with a Q5_0 w2, Q5_1, AWQ, GPTQ with act-order, compressed-tensors) and tokens in
 // {1, 3, 16, 128, 513} (gemv for experts with <= 8 routed rows, gemm above). The module is written
 // with the core `moe` op and lowered with `lower-cpu` (fuse-dequant makes it a cpu.moe); the
 // reference runs the same lowered module. Also: the unfused (gate, up, down) form with gelu and no
@@ -15,8 +15,8 @@
 // (GGUF on a host with VNNI; codegen_test.cpp derives their bound) add the activation rounding
 // Σ_k |W_ik| e_k, e_k = (max |v| over k's 32-block) / 254 (1 + 2^-17) of their input v (x for
 // gate / up; for down the act output, its block max taken as max (|a_i| + δa_i)), and their
-// arithmetic term is γ(K/32 + 16) Σ_k (|W_ik| + 64 A_ik)(|v_k| + e_k) with A = max |W| over the
-// 32-block. The test requires |y_cpu - y_ref| <= 1.05 δy (5% for the neglected second-order terms).
+// arithmetic term is γ(K/32 + 16) Σ_k (|W_ik| + C A_ik)(|v_k| + e_k) with A = max |W| over the
+// 32-block and C = 64 (126 for Q5_K / Q5_1, whose min term can reach 63 A; gguf_kquants_test.cpp). The test requires |y_cpu - y_ref| <= 1.05 δy (5% for the neglected second-order terms).
 #include <gtest/gtest.h>
 
 #include "llvm/Support/SourceMgr.h"
@@ -158,6 +158,11 @@ void checkMoe(const Module &m, const std::string &fn, int64_t tokens, const std:
       return gamma(s.k / codegen::kActBlock + 16);
     return gamma(s.accumulationDepth());
   };
+  auto minFactor = [](const Weight &w) {
+    codegen::Layout l = codegen::specForWeight(w).spec->layout;
+    return l == codegen::Layout::GgufQ5_K || l == codegen::Layout::GgufQ5_1 ? 126.0 : 64.0;
+  };
+  const double c13 = minFactor(*w13), c2 = minFactor(*w2);
   const bool int8_13 = codegen::specForWeight(*w13).spec->act == codegen::Activations::Int8;
   const bool int8_2 = codegen::specForWeight(*w2).spec->act == codegen::Activations::Int8;
   auto tokenBlock = [](const Weight &w) {
@@ -169,7 +174,8 @@ void checkMoe(const Module &m, const std::string &fn, int64_t tokens, const std:
   // error of one output: sum |w| e + g * sum (|w| + 64 A)(|v| + slack + e).
   // W8A8 quantizes per token: one block of the whole row (its arithmetic, gamma(3) |x̂ w| plus
   // the hook's rounding of w * ws, is within the GGUF term below).
-  auto int8Err = [](const double *absv, const float *w, int64_t k, double g, int64_t blk = 32) {
+  auto int8Err = [](const double *absv, const float *w, int64_t k, double g, double C,
+                    int64_t blk) {
     double quant = 0, arith = 0;
     for (int64_t b0 = 0; b0 < k; b0 += blk) {
       double vmax = 0, wmax = 0;
@@ -180,7 +186,7 @@ void checkMoe(const Module &m, const std::string &fn, int64_t tokens, const std:
       double e = vmax / 254 * (1 + 0x1p-17) * (1 + 1e-6);
       for (int64_t q = b0; q < b0 + blk; ++q) {
         quant += std::fabs(double(w[q])) * e;
-        arith += g * (std::fabs(double(w[q])) + 64 * wmax) * (absv[q] + e);
+        arith += g * (std::fabs(double(w[q])) + C * wmax) * (absv[q] + e);
       }
     }
     return quant + arith;
@@ -221,8 +227,8 @@ void checkMoe(const Module &m, const std::string &fn, int64_t tokens, const std:
         }
         double dg = g13 * mg + u * std::fabs(g), du = g13 * mu + u * std::fabs(up);
         if (int8_13) {
-          dg = int8Err(absx.data(), gw, h, g13, blk13) + u * std::fabs(g);
-          du = int8Err(absx.data(), uw, h, g13, blk13) + u * std::fabs(up);
+          dg = int8Err(absx.data(), gw, h, g13, c13, blk13) + u * std::fabs(g);
+          du = int8Err(absx.data(), uw, h, g13, c13, blk13) + u * std::fabs(up);
         }
         double act = actOf(g, gelu);
         a[size_t(i)] = act * up;
@@ -239,7 +245,7 @@ void checkMoe(const Module &m, const std::string &fn, int64_t tokens, const std:
           prop += std::fabs(double(dw[i])) * da[size_t(i)];
         }
         yx[size_t(j)] += wt * oj;
-        double kern = int8_2 ? int8Err(absa.data(), dw, inter, g2, blk2) : g2 * mo;
+        double kern = int8_2 ? int8Err(absa.data(), dw, inter, g2, c2, blk2) : g2 * mo;
         dy[size_t(j)] += wt * (prop + kern + u * std::fabs(oj));
       }
     }
@@ -298,6 +304,10 @@ TEST(CodegenMoe, GgufQ8_0) { runCase({"Q8_0", gguf("Q8_0"), gguf("Q8_0"), 96, 64
 TEST(CodegenMoe, GgufQ4_0) { runCase({"Q4_0", gguf("Q4_0"), gguf("Q4_0"), 128, 96, 5, 3}); }
 TEST(CodegenMoe, GgufQ4_KWithQ6_KDown) { runCase({"Q4_K/Q6_K", gguf("Q4_K"), gguf("Q6_K"), 256, 256}); }
 TEST(CodegenMoe, GgufQ6_K) { runCase({"Q6_K", gguf("Q6_K"), gguf("Q6_K"), 256, 256}); }
+TEST(CodegenMoe, GgufQ2_KWithQ3_KDown) { runCase({"Q2_K/Q3_K", gguf("Q2_K"), gguf("Q3_K"), 256, 256}); }
+TEST(CodegenMoe, GgufQ5_K) { runCase({"Q5_K", gguf("Q5_K"), gguf("Q5_K"), 256, 256}); }
+TEST(CodegenMoe, GgufQ4_1WithQ5_0Down) { runCase({"Q4_1/Q5_0", gguf("Q4_1"), gguf("Q5_0"), 96, 64}); }
+TEST(CodegenMoe, GgufQ5_1) { runCase({"Q5_1", gguf("Q5_1"), gguf("Q5_1"), 128, 96, 5, 3}); }
 
 // W8A8_DYNAMIC stacks (per-token int8 activations on VNNI hosts): H = 100, I = 72 (K tails of
 // the 64-byte steps; N = 144 / 100: wide tiles and 4-row tails).

@@ -1,0 +1,271 @@
+// JIT kernels for GGUF Q2_K, Q3_K, Q5_K (f32 and int8 activations) and the f32 kernels of Q4_1,
+// Q5_0, Q5_1, against the exact (f64) product of x and the scheme hook's dequantized W, for
+// M in {1, 3, 16, 128, 513} (gemv and gemm), N not a multiple of the tiles (37, 100) and 64, and
+// K = 256 / 512 / 768 (K-quants) or odd / even block counts (the 32-blocks). Weights: the
+// reference quantizer's blocks, and blocks of random bytes with finite random d / dmin (every
+// bit pattern of codes, scales and high bits).
+//
+// f32 activations: the kernels' weights are bit-identical to the hook's (the reference's
+// operation order), so |y - x·w| <= gamma(accumulationDepth) * sum |x w| (codegen/README.md).
+// int8 activations (codegen/README.md): against the exact product with the kernel's own x̂,
+//   |y - x̂·w| <= gamma(K/32 + 16) * sum_k (|w_k| + C A_k) |x̂_k|,
+// where the kernel's terms per element are sw (c - zp) x̂ (block dot products) and ml x̂ (the
+// separate min accumulator), |sw (c - zp)| + |ml| <= |w| + 2 |ml|, and with >= 2 distinct codes
+// in a scale group (or sw = 0) |sw| <= 2 A (A_k = max |w| over k's 32-block), so
+// |ml| = |sw c - w| <= (2 cmax + 1) A: C = 2 (2 cmax + 1) = 14 (Q2_K, codes 0..3), 126 (Q5_K and
+// Q5_1, codes 0..31), 62 (Q4_1); 0 for Q3_K and Q5_0 (no min term: |sw (c - zp)| = |w|).
+// Against the f32 reference add sum_k |w_k| dx_b / 2 (1 + 2^-20) (rounding x to the block grid).
+// Multi-threaded results must be bit-identical to single-threaded ones.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "codegen/jit.h"
+#include "codegen/kernel_spec.h"
+#include "codegen/qmatmul.h"
+#include "support/float16.h"
+#include "tests/unit/codegen/test_weights.h"
+
+namespace qlc {
+namespace {
+
+using codegen::KernelSpec;
+using namespace testw;
+
+const std::vector<int64_t> kAllMs = {1, 3, 16, 128, 513};
+
+codegen::ThreadPool &threePool() {
+  static codegen::ThreadPool p(3);
+  return p;
+}
+
+/// C of the int8 bound (module comment) for a ggml type.
+double minFactor(const std::string &type) {
+  if (type == "Q2_K")
+    return 14;
+  if (type == "Q5_K" || type == "Q5_1")
+    return 126;
+  if (type == "Q4_1")
+    return 62;
+  return 0;
+}
+
+/// Blocks of random bytes whose f16 scale fields (d, dmin / m) are finite random values.
+TestWeight randomBlocks(const std::string &type, int64_t n, int64_t k, uint32_t seed) {
+  TestWeight t = ggufWeight(type, n, k, seed); // for the type; the bytes are replaced
+  uint32_t id = *schemes::ggufTypeId(type);
+  const int64_t bb = gguf::blockBytes(id);
+  std::vector<int> halves; // byte offsets of the block's f16 fields
+  if (type == "Q4_1" || type == "Q5_1" || type == "Q5_K")
+    halves = {0, 2};
+  else if (type == "Q5_0")
+    halves = {0};
+  else if (type == "Q2_K")
+    halves = {80, 82};
+  else if (type == "Q3_K")
+    halves = {108};
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::uniform_real_distribution<float> scale(-0.02f, 0.02f);
+  std::vector<uint8_t> &data = t.parts["data"].second;
+  for (uint8_t &x : data)
+    x = uint8_t(byte(rng));
+  for (size_t b0 = 0; b0 < data.size(); b0 += size_t(bb))
+    for (int off : halves) {
+      uint16_t h = floatToHalf(scale(rng));
+      std::memcpy(&data[b0 + size_t(off)], &h, 2);
+    }
+  return t;
+}
+
+/// x̂ = dx * roundeven(x / dx) per 32-block, by the kernel's IEEE operations; half = dx / 2.
+std::vector<double> kernelX(const std::vector<float> &x, std::vector<double> &half) {
+  std::vector<double> xq(x.size());
+  half.assign(x.size(), 0.0);
+  for (size_t b0 = 0; b0 < x.size(); b0 += size_t(codegen::kActBlock)) {
+    float amax = 0;
+    for (size_t i = b0; i < b0 + size_t(codegen::kActBlock); ++i)
+      amax = std::max(amax, std::fabs(x[i]));
+    float dx = amax / 127.0f;
+    float div = amax > 0 ? dx : 1.0f;
+    for (size_t i = b0; i < b0 + size_t(codegen::kActBlock); ++i) {
+      float q = std::nearbyint(x[i] / div);
+      xq[i] = double(dx) * double(q);
+      half[i] = 0.5 * double(dx);
+    }
+  }
+  return xq;
+}
+
+struct Worst {
+  double arith = 0, ref = 0, relMag = 0;
+};
+
+/// Runs the kernel of `tw` with activations `act` for every M; asserts the bounds above.
+Worst check(const TestWeight &tw, const std::string &type, codegen::Activations act,
+            int vectorWidth = 0, const std::vector<int64_t> &ms = kAllMs) {
+  Worst out;
+  auto sr = codegen::specForWeightType(tw.type, tw.elems());
+  EXPECT_TRUE(sr.spec.has_value()) << sr.reason;
+  if (!sr.spec)
+    return out;
+  KernelSpec spec = *sr.spec;
+  spec.vectorWidth = vectorWidth;
+  spec.act = act;
+  const bool int8 = act == codegen::Activations::Int8;
+  const int64_t n = spec.n, k = spec.k;
+  std::vector<float> w(size_t(n * k));
+  EXPECT_EQ(tw.type.def->dequantize(tw.type, tw.view(), w.data()), "");
+  std::vector<double> blockMax(w.size());
+  for (size_t b0 = 0; b0 < w.size(); b0 += 32) {
+    double a = 0;
+    for (size_t i = b0; i < b0 + 32; ++i)
+      a = std::max(a, std::fabs(double(w[i])));
+    std::fill_n(blockMax.begin() + std::ptrdiff_t(b0), 32, a);
+  }
+  const double C = minFactor(type);
+  std::vector<const uint8_t *> ptrs = {tw.parts.at("data").second.data()};
+  for (int64_t m : ms) {
+    SCOPED_TRACE("M = " + std::to_string(m) + ", spec " + spec.key());
+    std::vector<float> x = randomVec(m * k, uint32_t(3000 + m));
+    std::vector<float> y(size_t(m * n), NAN), yMt(size_t(m * n), NAN);
+    auto e1 = codegen::runQMatmul(spec, ptrs.data(), x.data(), m, y.data(), nullptr);
+    EXPECT_FALSE(bool(e1)) << llvm::toString(std::move(e1));
+    auto e3 = codegen::runQMatmul(spec, ptrs.data(), x.data(), m, yMt.data(), &threePool());
+    EXPECT_FALSE(bool(e3)) << llvm::toString(std::move(e3));
+    KernelSpec used = spec;
+    used.mclass = codegen::mClassFor(m);
+    const double g = int8 ? gamma(k / codegen::kActBlock + 16) : gamma(used.accumulationDepth());
+    std::vector<double> half, xh = int8 ? kernelX(x, half) : std::vector<double>();
+    int64_t bad = 0;
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        double exact = 0, mag = 0, exactQ = 0, magQ = 0, quant = 0;
+        for (int64_t q = 0; q < k; ++q) {
+          size_t xi = size_t(i * k + q), wi = size_t(j * k + q);
+          double p = double(x[xi]) * double(w[wi]);
+          exact += p;
+          mag += std::fabs(p);
+          if (int8) {
+            exactQ += xh[xi] * double(w[wi]);
+            magQ += (std::fabs(double(w[wi])) + C * blockMax[wi]) * std::fabs(xh[xi]);
+            quant += std::fabs(double(w[wi])) * half[xi] * (1 + 0x1p-20);
+          }
+        }
+        const double got = y[size_t(i * n + j)];
+        const double bound = (int8 ? g * magQ : g * mag) + 1e-30;
+        const double e = std::fabs(got - (int8 ? exactQ : exact));
+        out.arith = std::max(out.arith, e / bound);
+        if (!(e <= bound) && bad++ < 5)
+          ADD_FAILURE() << "y[" << i << ", " << j << "] = " << got << ", exact "
+                        << (int8 ? exactQ : exact) << ", |err| " << e << " > bound " << bound;
+        if (int8) {
+          double eRef = std::fabs(got - exact), bRef = quant + bound;
+          out.ref = std::max(out.ref, eRef / bRef);
+          out.relMag = std::max(out.relMag, eRef / (mag + 1e-30));
+          if (!(eRef <= bRef) && bad++ < 5)
+            ADD_FAILURE() << "y[" << i << ", " << j << "] = " << got << ", reference " << exact
+                          << ", |err| " << eRef << " > activation quantization bound " << bRef;
+        }
+        if (std::memcmp(&y[size_t(i * n + j)], &yMt[size_t(i * n + j)], 4) != 0 && bad++ < 5)
+          ADD_FAILURE() << "multi-threaded y[" << i << ", " << j << "] = " << yMt[size_t(i * n + j)]
+                        << " differs from single-threaded " << got;
+      }
+    EXPECT_EQ(bad, 0);
+  }
+  return out;
+}
+
+/// Every shape of a type, f32 and (with VNNI) int8, quantizer blocks and random blocks.
+void checkType(const std::string &type, const std::vector<std::pair<int64_t, int64_t>> &shapes,
+               uint32_t seed) {
+  SCOPED_TRACE(type);
+  std::vector<codegen::Activations> acts = {codegen::Activations::F32};
+  if (codegen::hostHasInt8Dot())
+    acts.push_back(codegen::Activations::Int8);
+  for (codegen::Activations act : acts) {
+    const bool int8 = act == codegen::Activations::Int8;
+    SCOPED_TRACE(int8 ? "int8 activations" : "f32 activations");
+    Worst all;
+    auto merge = [&](const Worst &w) {
+      all.arith = std::max(all.arith, w.arith);
+      all.ref = std::max(all.ref, w.ref);
+      all.relMag = std::max(all.relMag, w.relMag);
+    };
+    for (auto [n, k] : shapes) {
+      SCOPED_TRACE("N = " + std::to_string(n) + ", K = " + std::to_string(k));
+      merge(check(ggufWeight(type, n, k, seed), type, act));
+      merge(check(randomBlocks(type, n, k, seed + 1), type, act, 0, {1, 3, 128}));
+    }
+    // 8-lane vectors (AVX2 hosts' f32 kernels).
+    merge(check(ggufWeight(type, shapes[0].first, shapes[0].second, seed + 2), type, act, 8, {1, 16}));
+    std::printf("%s %-4s worst |err|/bound %.3f", int8 ? "int8" : "f32 ", type.c_str(), all.arith);
+    if (int8)
+      std::printf("; vs f32 reference |err|/bound %.3f, max |err|/sum|xw| %.2e", all.ref, all.relMag);
+    std::printf("\n");
+  }
+}
+
+const std::vector<std::pair<int64_t, int64_t>> kKShapes = {{37, 256}, {64, 512}, {100, 768}};
+const std::vector<std::pair<int64_t, int64_t>> kLegacyShapes = {{37, 96}, {64, 512}, {100, 256}};
+
+TEST(CodegenGgufKQuants, Q2_K) { checkType("Q2_K", kKShapes, 101); }
+TEST(CodegenGgufKQuants, Q3_K) { checkType("Q3_K", kKShapes, 111); }
+TEST(CodegenGgufKQuants, Q5_K) { checkType("Q5_K", kKShapes, 121); }
+TEST(CodegenGgufKQuants, Q4_1) { checkType("Q4_1", kLegacyShapes, 131); }
+TEST(CodegenGgufKQuants, Q5_0) { checkType("Q5_0", kLegacyShapes, 141); }
+TEST(CodegenGgufKQuants, Q5_1) { checkType("Q5_1", kLegacyShapes, 151); }
+
+// Every quantized type the GGUF importer accepts has a kernel, with f32 activations too (hosts
+// without VNNI, QLC_CPU_ACTIVATIONS=f32); the dense GGUF types say why they have none.
+TEST(CodegenGgufKQuants, EveryQuantizedTypeHasAKernel) {
+  for (const char *type : {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"}) {
+    SCOPED_TRACE(type);
+    TestWeight tw = ggufWeight(type, 8, 256, 1);
+    codegen::setActivationOverride(codegen::Activations::F32);
+    auto f = codegen::specForWeightType(tw.type, tw.elems());
+    codegen::setActivationOverride(std::nullopt);
+    ASSERT_TRUE(f.spec.has_value()) << f.reason;
+    EXPECT_EQ(f.spec->act, codegen::Activations::F32);
+    EXPECT_TRUE(f.spec->int8Capable());
+    auto d = codegen::specForWeightType(tw.type, tw.elems());
+    ASSERT_TRUE(d.spec.has_value()) << d.reason;
+    EXPECT_EQ(d.spec->act, codegen::hostHasInt8Dot() ? codegen::Activations::Int8
+                                                     : codegen::Activations::F32);
+  }
+  WeightType f16 = makeType("gguf", {{"type", Attribute::ident("F16")},
+                                     {"shape", Attribute(std::vector<int64_t>{8, 64})}});
+  auto r = codegen::specForWeightType(f16, {{"data", ElemKind::U8}});
+  EXPECT_FALSE(r.spec.has_value());
+  EXPECT_EQ(r.reason, "gguf F16 is not block-quantized (the GGUF importer makes it a dense tensor)");
+}
+
+/// Compile time (IR generation + O3 + machine code) of the new kernels at N = 64, K = 4096.
+TEST(CodegenGgufKQuants, CompileTimeReport) {
+  codegen::KernelCache cache;
+  for (const char *type : {"Q2_K", "Q3_K", "Q5_K", "Q4_1", "Q5_0", "Q5_1"}) {
+    TestWeight tw = ggufWeight(type, 64, 4096, 1);
+    KernelSpec s = *codegen::specForWeightType(tw.type, tw.elems()).spec;
+    for (codegen::Activations a : {codegen::Activations::F32, codegen::Activations::Int8}) {
+      if (a == codegen::Activations::Int8 && !codegen::hostHasInt8Dot())
+        continue;
+      for (codegen::MClass c : {codegen::MClass::Gemv, codegen::MClass::Gemm}) {
+        s.mclass = c;
+        s.act = a;
+        auto k = cache.get(s);
+        ASSERT_TRUE(bool(k)) << llvm::toString(k.takeError());
+        std::printf("compile %-4s %s %s: %7.1f ms (CPU %7.1f ms) %s\n", type,
+                    a == codegen::Activations::Int8 ? "int8" : "f32 ",
+                    c == codegen::MClass::Gemv ? "gemv" : "gemm", (*k)->compileMs,
+                    (*k)->compileCpuMs, s.key().c_str());
+        EXPECT_LT((*k)->compileMs, 5000.0);
+      }
+    }
+  }
+}
+
+} // namespace
+} // namespace qlc
