@@ -241,6 +241,29 @@ TEST(CodegenMarlinNpu, SpecsAndKeys) {
   EXPECT_FALSE(m4.spec->int8Capable());
 }
 
+/// JIT compile time (IR generation + O3 + machine code) of the new kernels at N = 64, K = 4096
+/// (as CodegenCache.CompileTimeReport); a loose bound guards against blow-ups only.
+TEST(CodegenMarlinNpu, CompileTimeReport) {
+  codegen::KernelCache cache;
+  std::vector<std::pair<std::string, TestWeight>> ws;
+  ws.push_back({"marlin 4-bit g128 zp", marlinWeight(64, 4096, 4, 128, true, false, ElemKind::F16, 1)});
+  ws.push_back({"marlin 8-bit g128", marlinWeight(64, 4096, 8, 128, false, false, ElemKind::F16, 1)});
+  ws.push_back({"marlin 4-bit act_order", marlinWeight(64, 4096, 4, 128, false, true, ElemKind::F16, 1)});
+  ws.push_back({"npu_w4 g128 offset", npuWeight(64, 4096, 4, 128, true, ElemKind::F16, 1)});
+  ws.push_back({"npu_w8 g128 offset", npuWeight(64, 4096, 8, 128, true, ElemKind::F16, 1)});
+  for (auto &[name, tw] : ws)
+    for (codegen::MClass c : {codegen::MClass::Gemv, codegen::MClass::Gemm}) {
+      KernelSpec s = *codegen::specForWeightType(tw.type, tw.elems()).spec;
+      s.mclass = c;
+      auto k = cache.get(s);
+      ASSERT_TRUE(bool(k)) << llvm::toString(k.takeError());
+      std::printf("compile %-24s %s: %7.1f ms (CPU %7.1f ms) %s\n", name.c_str(),
+                  c == codegen::MClass::Gemv ? "gemv" : "gemm", (*k)->compileMs,
+                  (*k)->compileCpuMs, s.key().c_str());
+      EXPECT_LT((*k)->compileMs, 5000.0);
+    }
+}
+
 // ---- MoE through the cpu executor ----------------------------------------------------------
 
 std::string hex(const std::vector<uint8_t> &b) {
