@@ -50,9 +50,8 @@ ExpertWeight ExpertWeight::stacked(const KernelSpec &spec, int64_t experts,
   return w;
 }
 
-/// Checks the stacks and top_k (shared by both entry points).
-static llvm::Error checkMoe(const ExpertWeight &w13, const ExpertWeight *up, const ExpertWeight &w2,
-                           int64_t K) {
+/// Checks the stacks (shared by both entry points).
+static llvm::Error checkMoe(const ExpertWeight &w13, const ExpertWeight *up, const ExpertWeight &w2) {
   const int64_t E = w13.experts;
   const bool fused = up == nullptr;
   const int64_t H = w13.spec.k, I = w2.spec.k, N13 = w13.spec.n;
@@ -61,16 +60,17 @@ static llvm::Error checkMoe(const ExpertWeight &w13, const ExpertWeight *up, con
   if (w2.spec.n != H || (fused ? N13 != 2 * I : N13 != I || up->spec.n != I || up->spec.k != H))
     return fail("qlc moe: w13 [" + llvm::Twine(N13) + ", " + llvm::Twine(H) + "] and w2 [" +
                 llvm::Twine(w2.spec.n) + ", " + llvm::Twine(I) + "] do not form an MoE layer");
-  if (K < 1 || K > E)
-    return fail("qlc moe: top_k = " + llvm::Twine(K) + " is not in [1, " + llvm::Twine(E) + "]");
   return llvm::Error::success();
 }
 
 llvm::Error runMoe(const ExpertWeight &w13, const ExpertWeight *up, const ExpertWeight &w2,
                    const MoeConfig &cfg, const float *x, const float *logits, int64_t tokens,
                    float *y, ThreadPool *pool, KernelCache &cache) {
-  if (llvm::Error e = checkMoe(w13, up, w2, cfg.topK))
+  if (llvm::Error e = checkMoe(w13, up, w2))
     return e;
+  if (cfg.topK < 1 || cfg.topK > w13.experts)
+    return fail("qlc moe: top_k = " + llvm::Twine(cfg.topK) + " is not in [1, " +
+                llvm::Twine(w13.experts) + "]");
   if (tokens <= 0)
     return llvm::Error::success();
   MoeRoutes routes = routeTopK(logits, tokens, w13.experts, cfg.topK, cfg.renormalize);
@@ -84,10 +84,14 @@ llvm::Error runMoeRouted(const ExpertWeight &w13, const ExpertWeight *up, const 
   const int64_t E = w13.experts, T = tokens, K = cfg.topK;
   const bool fused = up == nullptr;
   const int64_t H = w13.spec.k, I = w2.spec.k, N13 = w13.spec.n;
-  if (llvm::Error e = checkMoe(w13, up, w2, K))
+  if (llvm::Error e = checkMoe(w13, up, w2))
     return e;
   if (T <= 0)
     return llvm::Error::success();
+  if (K <= 0) { // no routed slots (a [T, 0] routing): every output is the empty sum
+    std::fill_n(y, T * H, 0.0f);
+    return llvm::Error::success();
+  }
   const int64_t P = T * K;
   if (int64_t(expertOf.size()) != P || int64_t(weightOf.size()) != P)
     return fail("qlc moe: " + llvm::Twine(expertOf.size()) + " routed experts for " +
