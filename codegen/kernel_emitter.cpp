@@ -1587,8 +1587,13 @@ private:
   /// Per-group zero (i32 vector, or null for the constant 8) and scale vector of W channels at n.
   struct ColGroup {
     Value *z = nullptr, *s = nullptr;
+    Value *off = nullptr; ///< NPU: the added antiquant offset (f32 vector), null when absent
   };
   ColGroup colGroup(Value *g, Value *n, int W) {
+    if (s_.layout == Layout::Marlin)
+      return marlinGroup(g, n, W);
+    if (s_.layout == Layout::NpuW4 || s_.layout == Layout::NpuW8)
+      return npuGroup(g, n, W);
     ColGroup cg;
     const int64_t N = s_.n;
     cg.s = loadScaleVec(P[2], b.CreateAdd(b.CreateMul(g, c64(N)), n), W);
@@ -1618,7 +1623,201 @@ private:
     return b.CreateAnd(b.CreateLShr(v, constVecI32(shifts)), splat(W, c32(15)));
   }
   Value *colWeights(Value *codes, const ColGroup &cg, int W) {
+    if (s_.layout == Layout::NpuW4 || s_.layout == Layout::NpuW8) { // signed codes: (c + off) * s
+      Value *c = b.CreateSIToFP(codes, vf(W));
+      return b.CreateFMul(cg.off ? b.CreateFAdd(c, cg.off) : c, cg.s);
+    }
     return b.CreateFMul(b.CreateSIToFP(b.CreateSub(codes, cg.z), vf(W)), cg.s);
+  }
+
+  // ---- Marlin and NPU layouts (ColsN) -----------------------------------------------------------
+  // Marlin (FORMATS.md §4, schemes/marlin/codec.h): the closed forms of weightSlot / scaleColumn /
+  // zeroSlot are evaluated lane by lane on the vector of channels n = n0 + l, and the words they
+  // name are gathered. One gather of W words serves 4 k (a word holds k = 2j, 2j+1, 2j+8, 2j+9 of
+  // a 16-row k-tile: 2 channels each for 4-bit, 1 for 8-bit).
+  Value *laneVec(int W) {
+    std::vector<int32_t> l;
+    for (int i = 0; i < W; ++i)
+      l.push_back(i);
+    return constVecI32(l);
+  }
+  Value *gatherI32(Value *base, Value *idx, int W) {
+    Value *ptrs = b.CreateInBoundsGEP(i32, base, b.CreateSExt(idx, vi(i64, W)));
+    return b.CreateMaskedGather(vi(i32, W), ptrs, Align(4));
+  }
+  Value *gatherScale(Value *base, Value *idx, int W) {
+    Value *ptrs = b.CreateInBoundsGEP(i8, base, b.CreateMul(b.CreateSExt(idx, vi(i64, W)),
+                                                            splat(W, c64(elemBytes(s_.scaleElem)))));
+    switch (s_.scaleElem) {
+    case ElemKind::F32:
+      return b.CreateMaskedGather(vf(W), ptrs, Align(1));
+    case ElemKind::BF16: {
+      Value *h = b.CreateMaskedGather(vi(i16, W), ptrs, Align(1));
+      return b.CreateBitCast(b.CreateShl(b.CreateZExt(h, vi(i32, W)), splat(W, c32(16))), vf(W));
+    }
+    default:
+      return b.CreateFPExt(b.CreateMaskedGather(vi(f16, W), ptrs, Align(1)), vf(W));
+    }
+  }
+  static int64_t elemBytes(ElemKind e) { return e == ElemKind::F32 ? 4 : 2; }
+  /// Channels n0 + l (l < W) as an i32 vector (N < 2^31 for every layout here).
+  Value *chanVec(Value *n0, int W) {
+    return b.CreateAdd(splat(W, b.CreateTrunc(n0, i32)), laneVec(W));
+  }
+  Value *vshr(Value *v, int sh) { return b.CreateLShr(v, splat(cast<FixedVectorType>(v->getType())->getNumElements(), c32(sh))); }
+  Value *vand(Value *v, int m) { return b.CreateAnd(v, splat(cast<FixedVectorType>(v->getType())->getNumElements(), c32(m))); }
+  Value *vmul(Value *v, int m) { return b.CreateMul(v, splat(cast<FixedVectorType>(v->getType())->getNumElements(), c32(m))); }
+  Value *vadd(Value *v, Value *c) { return b.CreateAdd(v, splat(cast<FixedVectorType>(v->getType())->getNumElements(), c)); }
+
+  ColGroup marlinGroup(Value *g, Value *n0, int W) {
+    ColGroup cg;
+    const int64_t N = s_.n;
+    Value *n = chanVec(n0, W);
+    Value *g32 = b.CreateTrunc(g, i32);
+    // scaleColumn: grouped (G < K) an 8x8 transpose of each 64-column chunk, else the 32-perm.
+    Value *col;
+    if (s_.group < s_.k) {
+      Value *o = vand(n, 63);
+      col = b.CreateAdd(vmul(vshr(n, 6), 64), b.CreateAdd(vmul(vand(o, 7), 8), vshr(o, 3)));
+    } else {
+      Value *o = vand(n, 31);
+      col = b.CreateAdd(vmul(vshr(n, 5), 32),
+                        b.CreateAdd(b.CreateAdd(vmul(vshr(vand(o, 7), 1), 8), vmul(vshr(o, 3), 2)),
+                                    vand(o, 1)));
+    }
+    cg.s = gatherScale(P[2], vadd(col, b.CreateMul(g32, c32(int32_t(N)))), W);
+    if (!s_.zeroPoint) {
+      cg.z = splat(W, c32(1 << (s_.bits - 1))); // uint4b8 / uint8b128
+      return cg;
+    }
+    // zeroSlot: 4-bit word (n/64)*8 + n%8, nibble [0,4,1,5,2,6,3,7][(n%64)/8] = (i%2)*4 + i/2;
+    // 8-bit word (n/64)*16 + 2(n%8) + (n%64)/32, byte [0,2,1,3][((n%64)/8)%4] = (i%2)*2 + i/2.
+    Value *o = vand(n, 63), *word, *slotI;
+    if (s_.bits == 4) {
+      word = b.CreateAdd(vmul(vshr(n, 6), 8), vand(n, 7));
+      Value *i = vshr(o, 3);
+      slotI = b.CreateAdd(vmul(vand(i, 1), 4), vshr(i, 1));
+    } else {
+      word = b.CreateAdd(b.CreateAdd(vmul(vshr(n, 6), 16), vmul(vand(n, 7), 2)), vshr(o, 5));
+      Value *i = vand(vshr(o, 3), 3);
+      slotI = b.CreateAdd(vmul(vand(i, 1), 2), vshr(i, 1));
+    }
+    Value *words = gatherI32(P[1], vadd(word, b.CreateMul(g32, c32(int32_t(N * s_.bits / 32)))), W);
+    cg.z = vand(b.CreateLShr(words, vmul(slotI, s_.bits)), (1 << s_.bits) - 1);
+    return cg;
+  }
+
+  ColGroup npuGroup(Value *g, Value *n, int W) {
+    ColGroup cg;
+    Value *idx = b.CreateAdd(b.CreateMul(g, c64(s_.n)), n);
+    cg.s = loadScaleVec(P[2], idx, W); // antiquant_offset has the scale's element type
+    if (s_.zeroPoint)
+      cg.off = loadScaleVec(P[1], idx, W);
+    return cg;
+  }
+
+  /// Marlin: walks the 16-row k-tiles; per tile, j < 4 and channel vector one gather of the
+  /// words holding k = 16 kt + 2j + {0, 1, 8, 9}, then per k one shift and mask.
+  void colsKMarlin(const std::vector<Value *> &ns, int W,
+                   const std::function<void(Value *, std::vector<Value *> &)> &body) {
+    const int NV = int(ns.size());
+    const int64_t K = s_.k, G = s_.group, cols = s_.n * 16 / (32 / s_.bits);
+    const int bits = s_.bits;
+    std::vector<Value *> nv(NV);
+    for (int v = 0; v < NV; ++v)
+      nv[v] = chanVec(ns[v], W);
+    // j is a run-time loop (the shifts depend only on d: 2j + d stays below 8 for d < 2), which
+    // keeps the unrolled body (and the compile time) 4x smaller.
+    auto tile = [&](Value *kt, const std::vector<ColGroup> *fixed) {
+      Value *rowBase = b.CreateTrunc(b.CreateMul(kt, c64(cols)), i32);
+      loop(c64(0), c64(4), 1, [&](Value *j) {
+        Value *j32 = b.CreateTrunc(j, i32);
+        std::vector<Value *> words(NV);
+        for (int v = 0; v < NV; ++v) {
+          Value *n = nv[v], *word;
+          // weightSlot: lane = (n%8)*4 + j, warp = (n%64)/16.
+          Value *lane = b.CreateAdd(vmul(vand(n, 7), 4), splat(W, j32));
+          if (bits == 4)
+            word = b.CreateAdd(b.CreateAdd(vmul(vshr(n, 6), 128), vmul(lane, 4)),
+                               vshr(vand(n, 63), 4));
+          else
+            word = b.CreateAdd(b.CreateAdd(vmul(vshr(n, 6), 256), vmul(lane, 8)),
+                               b.CreateAdd(vmul(vshr(vand(n, 63), 4), 2), vshr(vand(n, 15), 3)));
+          words[v] = gatherI32(P[0], vadd(word, rowBase), W);
+        }
+        for (int d : {0, 1, 8, 9}) { // k within the tile: 2j + d
+          Value *k = b.CreateAdd(b.CreateAdd(b.CreateMul(kt, c64(16)), b.CreateMul(j, c64(2))),
+                                 c64(d));
+          std::vector<ColGroup> perK;
+          if (!fixed) { // act_order: the (sorted) group of this k
+            Value *g = b.CreateSExt(load(i32, gep(i32, P[3], k), 1), i64);
+            for (int v = 0; v < NV; ++v)
+              perK.push_back(colGroup(g, ns[v], W));
+          }
+          const std::vector<ColGroup> &cg = fixed ? *fixed : perK;
+          std::vector<Value *> w(NV);
+          for (int v = 0; v < NV; ++v) {
+            Value *sh;
+            if (bits == 4) // slot = (k%16)/8 + 2((n%16)/8) + 4(k%2)
+              sh = vmul(b.CreateAdd(vmul(vshr(vand(nv[v], 15), 3), 2),
+                                    splat(W, c32(d / 8 + 4 * (d % 2)))), 4);
+            else // slot = (k%16)/8 + 2(k%2)
+              sh = splat(W, c32(8 * (d / 8 + 2 * (d % 2))));
+            Value *codes = vand(b.CreateLShr(words[v], sh), (1 << bits) - 1);
+            w[v] = colWeights(codes, cg[v], W);
+          }
+          body(k, w);
+        }
+      }, "j");
+    };
+    if (s_.gIdx) {
+      loop(c64(0), c64(K / 16), 1, [&](Value *kt) { tile(kt, nullptr); }, "kt");
+      return;
+    }
+    loop(c64(0), c64(K / G), 1, [&](Value *g) {
+      std::vector<ColGroup> cg;
+      for (int v = 0; v < NV; ++v)
+        cg.push_back(colGroup(g, ns[v], W));
+      loop(b.CreateMul(g, c64(G / 16)), b.CreateMul(b.CreateAdd(g, c64(1)), c64(G / 16)), 1,
+           [&](Value *kt) { tile(kt, &cg); }, "kt");
+    }, "g");
+  }
+
+  /// NPU: weight [K, N/8] int4 (natural nibble order, two's complement) or [K, N] int8; the
+  /// group's scale / offset rows are contiguous along N.
+  void colsKNpu(const std::vector<Value *> &ns, int W,
+                const std::function<void(Value *, std::vector<Value *> &)> &body) {
+    const int NV = int(ns.size());
+    const int64_t N = s_.n, K = s_.k, G = s_.group;
+    loop(c64(0), c64(K / G), 1, [&](Value *g) {
+      std::vector<ColGroup> cg;
+      for (int v = 0; v < NV; ++v)
+        cg.push_back(colGroup(g, ns[v], W));
+      loop(b.CreateMul(g, c64(G)), b.CreateMul(b.CreateAdd(g, c64(1)), c64(G)), 1, [&](Value *k) {
+        std::vector<Value *> w(NV);
+        for (int v = 0; v < NV; ++v) {
+          Value *codes;
+          if (s_.layout == Layout::NpuW4) {
+            Value *wIdx = b.CreateAdd(b.CreateMul(k, c64(N / 8)), b.CreateUDiv(ns[v], c64(8)));
+            Value *u = unpackCols(load(vi(i32, W / 8), gep(i32, P[0], wIdx), 1), W, false);
+            codes = b.CreateSub(b.CreateXor(u, splat(W, c32(8))), splat(W, c32(8))); // int4
+          } else {
+            Value *q = load(vi(i8, W), gepB(P[0], b.CreateAdd(b.CreateMul(k, c64(N)), ns[v])), 1);
+            codes = b.CreateSExt(q, vi(i32, W));
+          }
+          w[v] = colWeights(codes, cg[v], W);
+        }
+        body(k, w);
+      }, "k");
+    }, "g");
+  }
+
+  /// Column of x that pairs with k: Marlin act_order reads x through perm (repacked row k holds
+  /// original row perm[k]); else k.
+  Value *xIdx(Value *k) {
+    if (s_.layout == Layout::Marlin && s_.gIdx)
+      return b.CreateSExt(load(i32, gep(i32, P[4], k), 1), i64);
+    return k;
   }
 
   /// Walks K for channels n0 + v*W (v < NV), calling body(k, weight vectors) for every k.
@@ -1627,6 +1826,10 @@ private:
     std::vector<Value *> ns(NV);
     for (int v = 0; v < NV; ++v)
       ns[v] = b.CreateAdd(n0, c64(int64_t(v) * W));
+    if (s_.layout == Layout::Marlin)
+      return colsKMarlin(ns, W, body);
+    if (s_.layout == Layout::NpuW4 || s_.layout == Layout::NpuW8)
+      return colsKNpu(ns, W, body);
     if (s_.layout == Layout::Awq4) {
       loop(c64(0), c64(K / G), 1, [&](Value *g) {
         std::vector<ColGroup> cg;
@@ -1703,8 +1906,9 @@ private:
     for (int i = 0; i < MR; ++i)
       xRow[i] = gep(f32, X, b.CreateMul(b.CreateAdd(m0, c64(i)), c64(s_.k)));
     colsK(n0, NV, W, [&](Value *k, std::vector<Value *> &w) {
+      Value *xk = xIdx(k);
       for (int i = 0; i < MR; ++i) {
-        Value *xb = splat(W, load(f32, gep(f32, xRow[i], k), 4));
+        Value *xb = splat(W, load(f32, gep(f32, xRow[i], xk), 4));
         for (int v = 0; v < NV; ++v)
           store(fma(xb, w[v], load(vf(W), acc[i][v], 4)), acc[i][v], 4);
       }
@@ -1729,8 +1933,9 @@ private:
       xRow[i] = gep(f32, X, b.CreateMul(b.CreateAdd(m0, c64(i)), c64(s_.k)));
     loop(c64(0), c64(s_.k), 1, [&](Value *k) {
       Value *w = load(vf(W), gep(f32, Scratch, b.CreateMul(k, c64(W))), 4);
+      Value *xk = xIdx(k);
       for (int i = 0; i < MR; ++i) {
-        Value *xb = splat(W, load(f32, gep(f32, xRow[i], k), 4));
+        Value *xb = splat(W, load(f32, gep(f32, xRow[i], xk), 4));
         store(fma(xb, w, load(vf(W), acc[i], 4)), acc[i], 4);
       }
     }, "k");
@@ -1753,7 +1958,9 @@ private:
       if (s_.n % (kColsNV * W) >= W)
         n = loop(n, b.CreateSub(NE, c64(W - 1)), W, [&](Value *n0) { nTile(n0, 1, W); }, "n1");
       if (W > 8 && s_.n % W)
-        loop(n, NE, 8, [&](Value *n0) { nTile(n0, 1, 8); }, "n8");
+        n = loop(n, b.CreateSub(NE, c64(7)), 8, [&](Value *n0) { nTile(n0, 1, 8); }, "n8");
+      if (s_.n % 8) // NPU int8: any N
+        loop(n, NE, 1, [&](Value *n0) { nTile(n0, 1, 1); }, "nt");
       return;
     }
     loop(c64(0), Mrows, kGemmMB, [&](Value *mb) {
@@ -1767,7 +1974,9 @@ private:
       };
       Value *n = loop(NB, b.CreateSub(NE, c64(W - 1)), W, [&](Value *n0) { nTile(n0, W); }, "n1");
       if (W > 8)
-        loop(n, NE, 8, [&](Value *n0) { nTile(n0, 8); }, "n8");
+        n = loop(n, b.CreateSub(NE, c64(7)), 8, [&](Value *n0) { nTile(n0, 8); }, "n8");
+      if (s_.n % 8) // NPU int8: any N
+        loop(n, NE, 1, [&](Value *n0) { nTile(n0, 1); }, "nt");
     }, "mb");
   }
 
@@ -2327,7 +2536,7 @@ private:
   PointerType *ptr;
   Value *X = nullptr, *Mrows = nullptr, *Y = nullptr, *NB = nullptr, *NE = nullptr,
         *Scratch = nullptr;
-  Value *P[4] = {nullptr, nullptr, nullptr, nullptr};
+  Value *P[5] = {nullptr, nullptr, nullptr, nullptr, nullptr};
 };
 
 Function *Emitter::emit() {
@@ -2365,7 +2574,7 @@ Function *Emitter::emit() {
   NE = F->getArg(5);
   Scratch = F->getArg(6);
   std::vector<std::string> slots = s_.partSlots();
-  for (unsigned i = 0; i < slots.size() && i < 4; ++i)
+  for (unsigned i = 0; i < slots.size() && i < 5; ++i)
     if (!slots[i].empty())
       P[i] = load(ptr, gep(ptr, parts, c64(i)), 8);
   if (s_.act == Activations::Int8 && s_.layout == Layout::W8a8)

@@ -18,6 +18,9 @@ Family KernelSpec::family() const {
   switch (layout) {
   case Layout::Awq4:
   case Layout::Gptq4:
+  case Layout::Marlin:
+  case Layout::NpuW4:
+  case Layout::NpuW8:
     return Family::ColsN;
   default:
     return Family::RowsK;
@@ -52,6 +55,9 @@ static const char *layoutName(Layout l) {
   case Layout::Gptq4: return "gptq4";
   case Layout::CtWna16_4: return "ct4";
   case Layout::W8a8: return "w8a8";
+  case Layout::Marlin: return "marlin";
+  case Layout::NpuW4: return "npu_w4";
+  case Layout::NpuW8: return "npu_w8";
   }
   return "?";
 }
@@ -63,6 +69,8 @@ std::string KernelSpec::key() const {
     s += zeroPoint ? ".asym" : ".sym";
     if (layout == Layout::Gptq4)
       s += gptqV1 ? ".v1" : ".v2";
+    if (layout == Layout::Marlin)
+      s += ".b" + std::to_string(bits);
     if (gIdx)
       s += ".gidx";
     s += "." + elemKindName(scaleElem).str();
@@ -160,12 +168,22 @@ std::vector<std::string> KernelSpec::partSlots() const {
             gIdx ? "weight_g_idx" : ""};
   case Layout::W8a8: // weight_offset is unused by W8A8_DYNAMIC (FORMATS.md §5.4), as in the hook
     return {"weight", "weight_scale"};
+  case Layout::Marlin: // slot 3 holds g_idx for every layout (the cpu executor checks it)
+    return {"qweight", zeroPoint ? "qzeros" : "", "scales", gIdx ? "g_idx" : "",
+            gIdx ? "perm" : ""};
+  case Layout::NpuW4:
+  case Layout::NpuW8:
+    return {"weight", zeroPoint ? "antiquant_offset" : "", "antiquant_scale"};
   default:
     return {"data"};
   }
 }
 
-int64_t KernelSpec::nAlign() const { return family() == Family::ColsN ? 8 : 1; }
+int64_t KernelSpec::nAlign() const {
+  if (layout == Layout::NpuW8) // int8 [K, N]: any N (a 1-channel tail tile)
+    return 1;
+  return family() == Family::ColsN ? 8 : 1;
+}
 
 int64_t KernelSpec::gemvThreadAlign() const {
   // Channels16 gemv tiles: Q4_0 4 groups of 16 channels (a 2-group tile takes N's tail of 32),
@@ -325,6 +343,27 @@ SpecOrReason specForWeightType(const WeightType &t,
     s.layout = Layout::W8a8;
     s.bits = 8;
     s.scaleElem = elemOf("weight_scale");
+  } else if (m == "marlin") {
+    s.layout = Layout::Marlin;
+    s.bits = int(t.intParam("bits"));
+    if (s.bits != 4 && s.bits != 8) {
+      r.reason = "marlin " + std::to_string(s.bits) + "-bit has no JIT kernel";
+      return r;
+    }
+    int64_t g = t.intParam("group");
+    s.group = g == -1 ? s.k : g;
+    s.zeroPoint = t.boolParam("zero_point");
+    s.gIdx = t.boolParam("act_order");
+    s.scaleElem = elemOf("scales");
+  } else if (m == "npu_w4" || m == "npu_w8") {
+    s.layout = m == "npu_w4" ? Layout::NpuW4 : Layout::NpuW8;
+    s.bits = m == "npu_w4" ? 4 : 8;
+    int64_t g = t.intParam("group");
+    s.group = g == -1 ? s.k : g;
+    s.zeroPoint = false;
+    for (const auto &[n, e] : partElems)
+      s.zeroPoint |= n == "antiquant_offset";
+    s.scaleElem = elemOf("antiquant_scale");
   } else {
     r.reason = "layout " + m + " has no JIT kernel yet";
     return r;

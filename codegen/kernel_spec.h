@@ -30,8 +30,12 @@ enum class Layout {
   Awq4,     ///< AutoAWQ GEMM 4-bit: qweight [K, N/8] interleaved along N, qzeros, scales [K/G, N]
   Gptq4,    ///< GPTQ 4-bit: qweight [K/8, N] along K, qzeros [G', N/8], scales [G', N], g_idx
   CtWna16_4, ///< compressed-tensors pack-quantized 4-bit: weight_packed [N, ceil(K/8)]
-  W8a8      ///< vllm-ascend W8A8_DYNAMIC: int8 weight [N, K], weight_scale [N, 1]; int8 kernels
+  W8a8,     ///< vllm-ascend W8A8_DYNAMIC: int8 weight [N, K], weight_scale [N, 1]; int8 kernels
             ///< quantize x per token (row), not per 32-block
+  Marlin,    ///< !marlin 4 / 8-bit: qweight [K/16, N*16/pf] in 16x64 tiles, permuted scales /
+             ///< zeros (FORMATS.md §4), act_order: perm + sorted g_idx
+  NpuW4,     ///< !npu_w4: signed int4 [K, N/8] natural order, (w + offset) * scale per [K/G, N]
+  NpuW8      ///< !npu_w8: signed int8 [K, N], (w + offset) * scale per [K/G, N]
 };
 
 /// gemv: M <= 8 rows (decode), weights unpacked in registers in the innermost loop.
@@ -67,9 +71,11 @@ struct KernelSpec {
   Layout layout = Layout::GgufQ8_0;
   int bits = 8;
   int64_t group = 0;          ///< group size along K (resolved: -1 -> K); 0 for GGUF / channel
-  bool zeroPoint = false;     ///< asymmetric: zero points read from the checkpoint
+  bool zeroPoint = false;     ///< asymmetric: zero points read from the checkpoint (NPU: the
+                              ///< antiquant_offset part is present)
   bool gptqV1 = false;        ///< GPTQ v1: stored zero = zero - 1
-  bool gIdx = false;          ///< groups come from g_idx (GPTQ desc_act, CT actorder = group)
+  bool gIdx = false;          ///< groups come from g_idx (GPTQ desc_act, CT actorder = group,
+                              ///< Marlin act_order: then x is read through `perm` too)
   ElemKind scaleElem = ElemKind::F16; ///< AWQ / GPTQ / CT scales
   std::string ggmlType;       ///< GGUF: "Q4_K", ...
   int64_t n = 0, k = 0;

@@ -50,10 +50,9 @@ ExpertWeight ExpertWeight::stacked(const KernelSpec &spec, int64_t experts,
   return w;
 }
 
-llvm::Error runMoe(const ExpertWeight &w13, const ExpertWeight *up, const ExpertWeight &w2,
-                   const MoeConfig &cfg, const float *x, const float *logits, int64_t tokens,
-                   float *y, ThreadPool *pool, KernelCache &cache) {
-  const int64_t E = w13.experts, T = tokens, K = cfg.topK;
+/// Checks the stacks (shared by both entry points).
+static llvm::Error checkMoe(const ExpertWeight &w13, const ExpertWeight *up, const ExpertWeight &w2) {
+  const int64_t E = w13.experts;
   const bool fused = up == nullptr;
   const int64_t H = w13.spec.k, I = w2.spec.k, N13 = w13.spec.n;
   if (E <= 0 || w2.experts != E || (up && up->experts != E))
@@ -61,16 +60,49 @@ llvm::Error runMoe(const ExpertWeight &w13, const ExpertWeight *up, const Expert
   if (w2.spec.n != H || (fused ? N13 != 2 * I : N13 != I || up->spec.n != I || up->spec.k != H))
     return fail("qlc moe: w13 [" + llvm::Twine(N13) + ", " + llvm::Twine(H) + "] and w2 [" +
                 llvm::Twine(w2.spec.n) + ", " + llvm::Twine(I) + "] do not form an MoE layer");
-  if (K < 1 || K > E)
-    return fail("qlc moe: top_k = " + llvm::Twine(K) + " is not in [1, " + llvm::Twine(E) + "]");
+  return llvm::Error::success();
+}
+
+llvm::Error runMoe(const ExpertWeight &w13, const ExpertWeight *up, const ExpertWeight &w2,
+                   const MoeConfig &cfg, const float *x, const float *logits, int64_t tokens,
+                   float *y, ThreadPool *pool, KernelCache &cache) {
+  if (llvm::Error e = checkMoe(w13, up, w2))
+    return e;
+  if (cfg.topK < 1 || cfg.topK > w13.experts)
+    return fail("qlc moe: top_k = " + llvm::Twine(cfg.topK) + " is not in [1, " +
+                llvm::Twine(w13.experts) + "]");
+  if (tokens <= 0)
+    return llvm::Error::success();
+  MoeRoutes routes = routeTopK(logits, tokens, w13.experts, cfg.topK, cfg.renormalize);
+  return runMoeRouted(w13, up, w2, cfg, x, routes.expert, routes.weight, tokens, y, pool, cache);
+}
+
+llvm::Error runMoeRouted(const ExpertWeight &w13, const ExpertWeight *up, const ExpertWeight &w2,
+                         const MoeConfig &cfg, const float *x, const std::vector<int64_t> &expertOf,
+                         const std::vector<double> &weightOf, int64_t tokens, float *y,
+                         ThreadPool *pool, KernelCache &cache) {
+  const int64_t E = w13.experts, T = tokens, K = cfg.topK;
+  const bool fused = up == nullptr;
+  const int64_t H = w13.spec.k, I = w2.spec.k, N13 = w13.spec.n;
+  if (llvm::Error e = checkMoe(w13, up, w2))
+    return e;
   if (T <= 0)
     return llvm::Error::success();
-
-  // 1. Routing (as the reference) and grouping: the (token, slot) pairs sorted by expert.
-  MoeRoutes routes = routeTopK(logits, T, E, K, cfg.renormalize);
-  const std::vector<int64_t> &expertOf = routes.expert;
-  const std::vector<double> &weightOf = routes.weight;
+  if (K <= 0) { // no routed slots (a [T, 0] routing): every output is the empty sum
+    std::fill_n(y, T * H, 0.0f);
+    return llvm::Error::success();
+  }
   const int64_t P = T * K;
+  if (int64_t(expertOf.size()) != P || int64_t(weightOf.size()) != P)
+    return fail("qlc moe: " + llvm::Twine(expertOf.size()) + " routed experts for " +
+                llvm::Twine(T) + " tokens x top_k " + llvm::Twine(K));
+  for (int64_t i = 0; i < P; ++i)
+    if (expertOf[size_t(i)] < 0 || expertOf[size_t(i)] >= E)
+      return fail("qlc moe: token " + llvm::Twine(i / K) + " slot " + llvm::Twine(i % K) +
+                  " is routed to expert " + llvm::Twine(expertOf[size_t(i)]) +
+                  ", not in [0, " + llvm::Twine(E) + ")");
+
+  // 1. Grouping: the (token, slot) pairs sorted by expert (the routing is the caller's).
   std::vector<int64_t> count(static_cast<size_t>(E), 0), offset(static_cast<size_t>(E) + 1, 0);
   for (int64_t e : expertOf)
     ++count[size_t(e)];

@@ -47,4 +47,12 @@ llvm::Error runMoe(const ExpertWeight &w13, const ExpertWeight *up, const Expert
                    const MoeConfig &cfg, const float *x, const float *logits, int64_t tokens,
                    float *y, ThreadPool *pool, KernelCache &cache = KernelCache::global());
 
+/// The same with the routing given: `expert` / `weight` [tokens * cfg.topK], token-major (slot j of
+/// token t at t * topK + j), experts in [0, E) (checked); cfg.renormalize is not used. This is
+/// npu.fused_experts after npu.moe_gating_topk: combine weights as given, in slot order.
+llvm::Error runMoeRouted(const ExpertWeight &w13, const ExpertWeight *up, const ExpertWeight &w2,
+                         const MoeConfig &cfg, const float *x, const std::vector<int64_t> &expert,
+                         const std::vector<double> &weight, int64_t tokens, float *y,
+                         ThreadPool *pool, KernelCache &cache = KernelCache::global());
+
 } // namespace qlc::codegen

@@ -1,5 +1,6 @@
 #include "runtime/cpu/cpu_executor.h"
 
+#include <cstring>
 #include <optional>
 #include <unordered_map>
 
@@ -38,8 +39,8 @@ llvm::Expected<const CpuExecutor::Prepared *> CpuExecutor::prepare(const Operati
     return it->second.get();
   codegen::SpecOrReason sr = codegen::specForWeight(w);
   if (!sr.spec) {
-    note(sr.reason, "no JIT kernel for @" + w.name() + " (" + sr.reason +
-                        "); cpu.qmatmul ops on this layout run through the reference");
+    note(sr.reason, "no JIT kernel for @" + w.name() + " (" + sr.reason + "); " + op.name() +
+                        " ops on this layout run through the reference");
     prepared_[w.name()] = nullptr;
     return nullptr;
   }
@@ -97,7 +98,43 @@ llvm::Expected<const CpuExecutor::Prepared *> CpuExecutor::prepare(const Operati
                                " is not a group index (0.." + llvm::Twine(groups - 1) + ")");
     }
   }
+  if (s.layout == codegen::Layout::Marlin && s.gIdx)
+    if (llvm::Error e = checkMarlinActOrder(op, w, *p))
+      return e;
   return (prepared_[w.name()] = std::move(p)).get();
+}
+
+llvm::Error CpuExecutor::checkMarlinActOrder(const Operation &op, const Weight &w,
+                                             const Prepared &p) {
+  // The kernel reads x through perm and the scales through g_idx: the reference hook's checks
+  // (perm a permutation, g_idx sorted; g_idx ranges are checked above), per expert.
+  const int64_t K = p.spec.k, stacks = std::max<int64_t>(1, p.experts);
+  const auto *gIdx = reinterpret_cast<const uint8_t *>(p.ptrs[3]);
+  const auto *perm = reinterpret_cast<const uint8_t *>(p.ptrs[4]);
+  auto at = [](const uint8_t *base, int64_t i) {
+    int32_t v;
+    std::memcpy(&v, base + 4 * i, 4);
+    return v;
+  };
+  std::vector<bool> seen;
+  for (int64_t e = 0; e < stacks; ++e) {
+    std::string where = p.experts ? "expert " + std::to_string(e) + " " : "";
+    seen.assign(size_t(K), false);
+    for (int64_t k = 0; k < K; ++k) {
+      int32_t v = at(perm + e * p.strides[4], k);
+      if (v < 0 || v >= K || seen[size_t(v)])
+        return opError(op, "@" + w.name() + " " + where + "perm[" + llvm::Twine(k) + "] = " +
+                               llvm::Twine(v) +
+                               (v < 0 || v >= K ? " is not a row index"
+                                                : " repeats an earlier entry: perm must be a "
+                                                  "permutation"));
+      seen[size_t(v)] = true;
+      if (k > 0 && at(gIdx + e * p.strides[3], k) < at(gIdx + e * p.strides[3], k - 1))
+        return opError(op, "@" + w.name() + " " + where + "g_idx is not sorted at row " +
+                               llvm::Twine(k) + " (Marlin's rows are reordered by perm)");
+    }
+  }
+  return llvm::Error::success();
 }
 
 llvm::Error CpuExecutor::qmatmul(const Operation &op, const Prepared &p, const Tensor &x,
@@ -141,7 +178,7 @@ llvm::Expected<bool> CpuExecutor::moe(const Operation &op, const std::vector<con
     if (!p)
       return p.takeError();
     if (!*p) {
-      note("cpu.moe", "cpu.moe ops with a weight without a JIT kernel run through the reference");
+      note(op.name(), op.name() + " ops with a weight without a JIT kernel run through the reference");
       return false;
     }
     if ((*p)->experts <= 0)
@@ -175,6 +212,59 @@ llvm::Expected<bool> CpuExecutor::moe(const Operation &op, const std::vector<con
   return true;
 }
 
+llvm::Expected<bool> CpuExecutor::fusedExperts(const Operation &op,
+                                               const std::vector<const Tensor *> &ins,
+                                               std::vector<Tensor> &outs) {
+  std::vector<const Prepared *> ps;
+  for (const std::string &name : op.symbols()) {
+    const Weight *w = m_.lookupWeight(name);
+    if (!w)
+      return opError(op, "names no weight @" + name);
+    auto p = prepare(op, *w);
+    if (!p)
+      return p.takeError();
+    if (!*p) {
+      note(op.name(), op.name() + " ops with a weight without a JIT kernel run through the reference");
+      return false;
+    }
+    if ((*p)->experts <= 0)
+      return opError(op, "weight @" + name + " is not expert-stacked");
+    ps.push_back(*p);
+  }
+  auto stacked = [](const Prepared &p) {
+    return codegen::ExpertWeight::stacked(p.spec, p.experts, p.ptrs, p.strides);
+  };
+  codegen::ExpertWeight w13 = stacked(*ps[0]), w2 = stacked(*ps[1]);
+  const Tensor &x = *ins[0], &topkWeights = *ins[1], &topkIds = *ins[2];
+  if (x.shape().size() != 2 || x.shape()[1] != w13.spec.k || topkIds.shape().size() != 2 ||
+      topkWeights.shape() != topkIds.shape() || topkIds.shape()[0] != x.shape()[0])
+    return opError(op, "operands " + x.typeStr() + ", " + topkWeights.typeStr() + ", " +
+                           topkIds.typeStr() + " do not fit the experts");
+  const int64_t t = x.shape()[0], h = x.shape()[1], k = topkIds.shape()[1], e = w13.experts;
+  // The routing is the op's input (npu.moe_gating_topk's result): ids checked as the reference
+  // does, weights used as given (f32 -> f64), slot order kept for the combine.
+  std::vector<float> ti = topkIds.toF32(), tw = topkWeights.toF32();
+  std::vector<int64_t> experts(size_t(t * k));
+  std::vector<double> weights(size_t(t * k));
+  for (int64_t i = 0; i < t * k; ++i) {
+    float id = ti[size_t(i)];
+    if (!(id >= 0 && id < float(e)))
+      return opError(op, "topk_ids[" + llvm::Twine(i / k) + ", " + llvm::Twine(i % k) +
+                             "] = " + llvm::Twine(int64_t(id)) + " is not an expert in [0, " +
+                             llvm::Twine(e) + ")");
+    experts[size_t(i)] = int64_t(id);
+    weights[size_t(i)] = double(tw[size_t(i)]);
+  }
+  codegen::MoeConfig cfg;
+  cfg.topK = k; // npu_swiglu: silu
+  std::vector<float> xf = x.toF32(), y(size_t(t * h));
+  if (llvm::Error err = codegen::runMoeRouted(w13, nullptr, w2, cfg, xf.data(), experts, weights,
+                                              t, y.data(), pool_))
+    return opError(op, llvm::toString(std::move(err)));
+  outs.push_back(Tensor::fromF32As(op.result(0)->type().elem, {t, h}, y));
+  return true;
+}
+
 llvm::Expected<std::vector<Tensor>> CpuExecutor::run(llvm::StringRef funcName,
                                                      const std::vector<Tensor> &inputs) {
   return runFunction(m_, funcName, inputs,
@@ -184,7 +274,10 @@ llvm::Expected<std::vector<Tensor>> CpuExecutor::run(llvm::StringRef funcName,
 
 llvm::Error CpuExecutor::runOp(const Operation &op, const std::vector<const Tensor *> &ins,
                                std::vector<Tensor> &outs) {
-  if (op.name() == "cpu.qmatmul") {
+  // Linear ops on a quantized weight: cpu.qmatmul (fuse-dequant), marlin.gemm (lower-marlin),
+  // npu.weight_quant_batchmatmul (lower-npu); `linear` semantics, optional bias symbol 1.
+  if (op.name() == "cpu.qmatmul" || op.name() == "marlin.gemm" ||
+      op.name() == "npu.weight_quant_batchmatmul") {
     const Weight *w = m_.lookupWeight(op.symbols()[0]);
     if (!w)
       return opError(op, "names no weight @" + op.symbols()[0]);
@@ -196,7 +289,7 @@ llvm::Error CpuExecutor::runOp(const Operation &op, const std::vector<const Tens
       return qmatmul(op, **p, *ins[0], outs);
     }
     ++fallbacks_;
-  } else if (op.name() == "cpu.moe") {
+  } else if (op.name() == "cpu.moe" || op.name() == "marlin.moe") {
     auto ran = moe(op, ins, outs);
     if (!ran)
       return ran.takeError();
@@ -204,6 +297,20 @@ llvm::Error CpuExecutor::runOp(const Operation &op, const std::vector<const Tens
       ++jitOps_;
       return llvm::Error::success();
     }
+    ++fallbacks_;
+  } else if (op.name() == "npu.fused_experts") {
+    auto ran = fusedExperts(op, ins, outs);
+    if (!ran)
+      return ran.takeError();
+    if (*ran) {
+      ++jitOps_;
+      return llvm::Error::success();
+    }
+    ++fallbacks_;
+  } else if (op.name() == "npu.quant_matmul") {
+    note(op.name(), "no JIT kernel for npu.quant_matmul (W8A8: int8 activations from "
+                    "npu.dynamic_quant times an int8 weight, not a dequant GEMM); it runs through "
+                    "the reference");
     ++fallbacks_;
   }
   const ReferenceOpFn *fn = lookupReferenceOp(op.name());

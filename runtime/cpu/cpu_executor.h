@@ -1,6 +1,8 @@
 // The `cpu` executor (`qlc run --target cpu`): runs a lowered module (pipeline lower-cpu) with
 // every cpu.qmatmul through a JIT-compiled fused dequant kernel (codegen/) and every other op
-// through the reference implementations. Weights are resolved once (resolvePart: views of the
+// through the reference implementations. Modules lowered with lower-marlin (marlin.gemm /
+// marlin.moe) and lower-npu (npu.weight_quant_batchmatmul / npu.fused_experts) run their
+// quantized matmuls through the same kernels (Marlin and NPU layouts). Weights are resolved once (resolvePart: views of the
 // mapped checkpoint) and kept; no dequantized copy of a quantized weight is made for a kernel.
 // cpu.moe runs routing, grouping, the per-expert kernels and the combine on the JIT too
 // (codegen/moe.h). Layouts without a kernel fall back to the reference with a note printed once per
@@ -71,6 +73,11 @@ private:
   /// cpu.moe through the JIT; false (with a note) when a weight has no kernel.
   llvm::Expected<bool> moe(const Operation &op, const std::vector<const Tensor *> &ins,
                            std::vector<Tensor> &outs);
+  /// npu.fused_experts (routing given as topk_weights / topk_ids) through the JIT; false (with a
+  /// note) when a weight has no kernel.
+  llvm::Expected<bool> fusedExperts(const Operation &op, const std::vector<const Tensor *> &ins,
+                                    std::vector<Tensor> &outs);
+  llvm::Error checkMarlinActOrder(const Operation &op, const Weight &w, const Prepared &p);
   void note(const std::string &reason, const std::string &msg);
 
   const Module &m_;
