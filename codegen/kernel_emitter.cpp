@@ -166,8 +166,8 @@ private:
     case Layout::GgufQ4_K:
     case Layout::GgufQ6_K:
       return 256;
-    case Layout::CtWna16_4:
-      return VL >= 16 ? 16 : 8;
+    case Layout::CtWna16_4: // int8 activations: one 32-block of x a unit
+      return s_.act == Activations::Int8 ? 32 : VL >= 16 ? 16 : 8;
     default:
       return 32;
     }
@@ -184,7 +184,14 @@ private:
     default: return 0;
     }
   }
-  int64_t ctRowWords() const { return (s_.k + 7) / 8; }
+  int64_t ctRowWords() const { return (s_.k + codesPerWord() - 1) / codesPerWord(); }
+  /// AWQ / GPTQ / CT: codes per int32 word (GPTQ 3-bit: none whole; see gptqUnitK).
+  int codesPerWord() const { return 32 / s_.bits; }
+  uint32_t codeMask() const { return (1u << s_.bits) - 1u; }
+  /// GPTQ: codes along K per unit of whole qweight rows (32/b; 3-bit: 32 codes in 3 rows).
+  int64_t gptqUnitK() const { return s_.bits == 3 ? 32 : codesPerWord(); }
+  /// The implicit zero of the symmetric GPTQ / CT codes: 2^(bits-1) (uint4b8, uint8b128, ...).
+  int32_t symZero() const { return int32_t(1) << (s_.bits - 1); }
   int64_t ctGroups() const { return s_.k / s_.group; }
   bool ctUniformGroups() const { return !s_.gIdx && s_.group % unitK() == 0; }
   int64_t nUnits() const { return s_.k / unitK(); }
@@ -198,12 +205,13 @@ private:
   /// CT: group of element k (i64) -> (scale f32, zero i32) for output channel n.
   std::pair<Value *, Value *> ctScaleZero(Value *n, Value *g) {
     Value *sc = loadScaleScalar(P[1], b.CreateAdd(b.CreateMul(n, c64(ctGroups())), g));
-    Value *z = c32(8);
+    Value *z = c32(symZero());
     if (s_.zeroPoint) {
-      Value *w = load(i32, gep(i32, P[2], b.CreateAdd(b.CreateMul(b.CreateUDiv(n, c64(8)),
+      const int64_t pw = codesPerWord();
+      Value *w = load(i32, gep(i32, P[2], b.CreateAdd(b.CreateMul(b.CreateUDiv(n, c64(pw)),
                                                                     c64(ctGroups())), g)), 1);
-      Value *sh = b.CreateTrunc(b.CreateMul(b.CreateURem(n, c64(8)), c64(4)), i32);
-      z = b.CreateAnd(b.CreateLShr(w, sh), c32(15));
+      Value *sh = b.CreateTrunc(b.CreateMul(b.CreateURem(n, c64(pw)), c64(s_.bits)), i32);
+      z = b.CreateAnd(b.CreateLShr(w, sh), c32(int32_t(codeMask())));
     }
     return {sc, z};
   }
@@ -242,7 +250,7 @@ private:
       t.d = halfAt(t.base, 208);
       break;
     case Layout::CtWna16_4: {
-      t.base = gep(i32, rowB, b.CreateMul(u, c64(unitK() / 8)));
+      t.base = gep(i32, rowB, b.CreateMul(u, c64(unitK() / codesPerWord())));
       if (ctUniformGroups()) {
         auto [sc, z] = ctScaleZero(n, b.CreateUDiv(b.CreateMul(u, c64(unitK())), c64(s_.group)));
         t.s = sc;
@@ -328,18 +336,19 @@ private:
       return b.CreateFMul(splat(VL, dl), b.CreateSIToFP(q, vf(VL)));
     }
     case Layout::CtWna16_4: {
-      // Lanes l: element i0 + l of the unit: word (i0 + l) / 8, nibble (i0 + l) % 8.
-      int64_t w0 = i0 / 8, nw = (i0 % 8 + VL + 7) / 8;
+      // Lanes l: element i0 + l of the unit: word (i0 + l) / pf, code (i0 + l) % pf.
+      const int64_t pw = codesPerWord();
+      int64_t w0 = i0 / pw, nw = (i0 % pw + VL + pw - 1) / pw;
       Value *words = load(vi(i32, int(nw)), gep(i32, t.base, c64(w0)), 1);
       std::vector<int> mask;
       std::vector<int32_t> shifts;
       for (int l = 0; l < VL; ++l) {
-        int64_t rel = i0 % 8 + l;
-        mask.push_back(int(rel / 8));
-        shifts.push_back(int32_t(4 * (rel % 8)));
+        int64_t rel = i0 % pw + l;
+        mask.push_back(int(rel / pw));
+        shifts.push_back(int32_t(s_.bits * (rel % pw)));
       }
       Value *v = b.CreateShuffleVector(words, mask);
-      v = b.CreateAnd(b.CreateLShr(v, constVecI32(shifts)), splat(VL, c32(15)));
+      v = b.CreateAnd(b.CreateLShr(v, constVecI32(shifts)), splat(VL, c32(int32_t(codeMask()))));
       Value *sv, *zv;
       if (ctUniformGroups()) {
         sv = splat(VL, t.s);
@@ -364,10 +373,11 @@ private:
 
   /// CT tail (K not a multiple of the unit): the scalar weight W[n, k].
   Value *ctScalar(Value *n, Value *k) {
+    const int64_t pw = codesPerWord();
     Value *w = load(i32, gep(i32, P[0], b.CreateAdd(b.CreateMul(n, c64(ctRowWords())),
-                                                    b.CreateUDiv(k, c64(8)))), 1);
-    Value *sh = b.CreateTrunc(b.CreateMul(b.CreateURem(k, c64(8)), c64(4)), i32);
-    Value *code = b.CreateAnd(b.CreateLShr(w, sh), c32(15));
+                                                    b.CreateUDiv(k, c64(pw)))), 1);
+    Value *sh = b.CreateTrunc(b.CreateMul(b.CreateURem(k, c64(pw)), c64(s_.bits)), i32);
+    Value *code = b.CreateAnd(b.CreateLShr(w, sh), c32(int32_t(codeMask())));
     auto [sc, z] = ctScaleZero(n, ctGroupOf(k));
     return b.CreateFMul(b.CreateSIToFP(b.CreateSub(code, z), f32), sc);
   }
@@ -544,6 +554,7 @@ private:
     case Layout::GgufQ5_0: return 16;
     case Layout::Awq4:
     case Layout::Gptq4: return 1; // the record holds -sum(xq); times the per-channel zero
+    case Layout::CtWna16_4: return s_.zeroPoint ? 1 : symZero(); // asym: as AWQ / GPTQ
     default: return 0;
     }
   }
@@ -567,6 +578,12 @@ private:
     return v;
   }
   bool splitBias() const { return s_.layout == Layout::GgufQ6_K; }
+  /// 4-bit AWQ / GPTQ / CT: xq stored per 8 as [x0 x2 x4 x6 x1 x3 x5 x7] (nibble pairs of a byte).
+  bool evenOddX() const {
+    return s_.bits == 4 && (s_.family() == Family::ColsN || s_.layout == Layout::CtWna16_4);
+  }
+  /// Compressed-tensors with zero points: the start value is z * (-sum xq) per channel and group.
+  bool ctAsym() const { return s_.layout == Layout::CtWna16_4 && s_.zeroPoint; }
   /// Q4_1 / Q5_1: w = d c + m per 32-block, the min term of a block m * sx (as Q4_K's).
   bool legacyMins() const { return s_.layout == Layout::GgufQ4_1 || s_.layout == Layout::GgufQ5_1; }
   bool hasMins() const { return s_.layout == Layout::GgufQ4_K || legacyMins(); }
@@ -598,7 +615,7 @@ private:
         Value *sHi = b.CreateAddReduce(b.CreateShuffleVector(q, hi));
         Value *isum = b.CreateAdd(sLo, sHi);
         Value *q8 = q;
-        if (s_.family() == Family::ColsN) { // per 8: even k then odd k (colsInt8Codes)
+        if (evenOddX()) { // per 8: even k then odd k (colsInt8Codes, CT 4-bit int8Pair)
           std::vector<int> perm;
           for (int l = 0; l < B; ++l)
             perm.push_back(l / 8 * 8 + (l % 8 < 4 ? 2 * (l % 8) : 2 * (l % 8 - 4) + 1));
@@ -675,6 +692,27 @@ private:
       Value *c1 = t1 ? codes32(*t1) : Constant::getNullValue(vi(i8, 32));
       return {concat(codes32(t0), c1), pairScale(t0.d, t1 ? t1->d : ConstantFP::get(f32, 0.0))};
     }
+    case Layout::CtWna16_4: { // one 32-block = 4 words (4-bit) or 8 words (8-bit) of a row
+      Value *sc = pairScale(t0.s, t1 ? t1->s : ConstantFP::get(f32, 0.0));
+      if (s_.bits == 8) {
+        Value *a = load(vi(i8, 32), t0.base, 4);
+        Value *c = t1 ? load(vi(i8, 32), t1->base, 4) : Constant::getNullValue(vi(i8, 32));
+        return {concat(a, c), sc};
+      }
+      // 4-bit: word w holds elements 8w .. 8w+7; its low nibbles are the even elements and its
+      // high nibbles the odd ones, the order quantizeRows stores xq in (evenOddX).
+      Value *a = load(vi(i32, 4), t0.base, 4);
+      Value *c = t1 ? load(vi(i32, 4), t1->base, 4) : Constant::getNullValue(vi(i32, 4));
+      Value *v = concat(a, c);
+      Value *m = splat(8, c32(0x0F0F0F0F));
+      Value *lo = b.CreateAnd(v, m), *hi = b.CreateAnd(b.CreateLShr(v, splat(8, c32(4))), m);
+      std::vector<int> idx;
+      for (int w = 0; w < 8; ++w) {
+        idx.push_back(w);
+        idx.push_back(8 + w);
+      }
+      return {b.CreateBitCast(b.CreateShuffleVector(lo, hi, idx), vi(i8, 64)), sc};
+    }
     case Layout::GgufQ4_K: {
       Value *v = load(vi(i8, 32), gepB(t0.base, c64(16 + 32 * p)), 1);
       Value *q = concat(b.CreateAnd(v, splatI8(32, 15)), b.CreateLShr(v, splatI8(32, 4)));
@@ -710,9 +748,20 @@ private:
     return b.CreateCall(f, {acc, b.CreateBitCast(codes, vi(i32, 16)), b.CreateBitCast(xq, vi(i32, 16))});
   }
 
-  /// acc[i][r] += (sum over the pair of 32-blocks at blk of (c - zp) * xq) * sw * dx.
+  /// CT with zero points: [z(block t0) x 8, z(block t1) x 8] (0 for a missing second block).
+  Value *ctPairZero(Unit &t0, Unit *t1) { return concat(splat(8, t0.z), splat(8, t1 ? t1->z : c32(0))); }
+  std::vector<Value *> ctPairZeros(std::vector<Unit> &u0, std::vector<Unit> *u1) {
+    std::vector<Value *> zs;
+    for (size_t r = 0; r < u0.size(); ++r)
+      zs.push_back(ctPairZero(u0[r], u1 ? &(*u1)[r] : nullptr));
+    return zs;
+  }
+
+  /// acc[i][r] += (sum over the pair of 32-blocks at blk of (c - zp) * xq) * sw * dx. With `zs`
+  /// (CT zero points, <16 x i32> per row r) the bias, -sum xq per block, is multiplied by them.
   void int8PairStep(std::vector<std::vector<AllocaInst *>> &acc, const std::vector<Value *> &xi,
-                    Value *blk, std::vector<std::pair<Value *, Value *>> &w, bool single) {
+                    Value *blk, std::vector<std::pair<Value *, Value *>> &w, bool single,
+                    const std::vector<Value *> *zs = nullptr) {
     const bool zp = zeroPoint8() != 0;
     for (size_t i = 0; i < acc.size(); ++i) {
       // Lanes 0..7: block blk, 8..15: blk + 1 (absent: zero, the last block of an odd count).
@@ -732,7 +781,8 @@ private:
             bias = b.CreateInsertElement(bias, load(i32, gepB(at, c64(4)), 4), uint64_t(8 * bb + 4));
         }
       for (size_t r = 0; r < w.size(); ++r) {
-        Value *d = b.CreateSIToFP(dot16(bias, w[r].first, xq), vf(16));
+        Value *start = zs ? b.CreateMul(bias, (*zs)[r]) : bias;
+        Value *d = b.CreateSIToFP(dot16(start, w[r].first, xq), vf(16));
         store(fma(d, b.CreateFMul(w[r].second, dx), load(vf(16), acc[i][r], 4)), acc[i][r], 4);
       }
     }
@@ -827,7 +877,12 @@ private:
         std::vector<std::pair<Value *, Value *>> w;
         for (int r = 0; r < R; ++r)
           w.push_back(int8Pair(u0[r], &u1[r], 0));
-        pairStep(blk, w, false);
+        if (ctAsym()) {
+          std::vector<Value *> zs = ctPairZeros(u0, &u1);
+          int8PairStep(acc, xi, blk, w, false, &zs);
+        } else {
+          pairStep(blk, w, false);
+        }
         if (mins)
           legacyMinStep(macc, xi, blk, u0, &u1);
       }, "u");
@@ -839,7 +894,12 @@ private:
         std::vector<std::pair<Value *, Value *>> w;
         for (int r = 0; r < R; ++r)
           w.push_back(int8Pair(u0[r], nullptr, 0));
-        pairStep(blk, w, true);
+        if (ctAsym()) {
+          std::vector<Value *> zs = ctPairZeros(u0, nullptr);
+          int8PairStep(acc, xi, blk, w, true, &zs);
+        } else {
+          pairStep(blk, w, true);
+        }
         if (mins)
           legacyMinStep(macc, xi, blk, u0, nullptr);
       }
@@ -957,8 +1017,10 @@ private:
   // FMA per 16 channels: lanes are channels, no horizontal sums.
   int nHalves() const { return s_.layout == Layout::GgufQ6_K ? 2 : 1; }
   int64_t wideBlockBytes() const {
-    return 1024 + 128 * nHalves() + (hasMins() ? 128 : 0);
+    return wideZeroOffset() + (ctAsym() ? 128 : 0);
   }
+  /// CT with zero points: 32 int32 zeros a block after the scales.
+  int64_t wideZeroOffset() const { return 1024 + 128 * nHalves() + (hasMins() ? 128 : 0); }
   Value *widePanel(Value *blk, int64_t off) {
     return gepB(Scratch, b.CreateAdd(c64(panelOffset() + off), b.CreateMul(blk, c64(wideBlockBytes()))));
   }
@@ -1000,6 +1062,9 @@ private:
         Unit t0 = setupUnit(rb, row, blk);
         Unit t1 = setupUnit(rb, row, b.CreateAdd(blk, c64(1)));
         put(blk, int8Pair(t0, &t1, 0), true);
+        if (ctAsym())
+          for (int bb = 0; bb < 2; ++bb)
+            store((bb ? t1 : t0).z, gepB(widePanel(b.CreateAdd(blk, c64(bb)), wideZeroOffset()), n4), 4);
         if (legacyMins())
           for (int bb = 0; bb < 2; ++bb)
             store((bb ? t1 : t0).dmin, gepB(widePanel(b.CreateAdd(blk, c64(bb)), 1024 + 128), n4), 4);
@@ -1007,6 +1072,8 @@ private:
       if (nBlk() % 2) {
         Unit t0 = setupUnit(rb, row, c64(nBlk() - 1));
         put(c64(nBlk() - 1), int8Pair(t0, nullptr, 0), false);
+        if (ctAsym())
+          store(t0.z, gepB(widePanel(c64(nBlk() - 1), wideZeroOffset()), n4), 4);
         if (legacyMins())
           store(t0.dmin, gepB(widePanel(c64(nBlk() - 1), 1024 + 128), n4), 4);
       }
@@ -1045,7 +1112,8 @@ private:
           if (zp)
             bias = splat(16, load(i32, gepB(blockDataAt(1, xi[i], blk), c64(4 * hh)), 4));
           for (int v = 0; v < NV; ++v)
-            ia[i][v] = bias;
+            ia[i][v] = ctAsym() ? b.CreateMul(load(vi(i32, 16), widePanel(blk, wideZeroOffset() + v * 64), 4), bias)
+                                : bias;
         }
         for (int k4 = hh * k4PerHalf; k4 < (hh + 1) * k4PerHalf; ++k4) {
           std::vector<Value *> w(NV);
@@ -1093,7 +1161,7 @@ private:
       Value *mEnd = b.CreateSelect(b.CreateICmpSLT(mbEnd, Mrows), mbEnd, Mrows);
       quantizeRows(mb, mEnd);
       auto nTile = [&](Value *n0, int R) {
-        if (panel && !legacyMins()) { // Q4_1 / Q5_1 tails: the register tile (min terms)
+        if (panel && !legacyMins() && s_.layout != Layout::CtWna16_4) { // Q4_1 / Q5_1 / CT tails: the register tile (min terms, zeros)
           fillPanel(n0, R);
           mTiles(mb, mEnd, [&](Value *m0, int MR) { int8PanelTile(mb, m0, MR, n0, R); });
           return;
@@ -1127,17 +1195,56 @@ private:
     ColGroup cg;
     const int64_t N = s_.n;
     cg.s = loadScaleVec(P[2], b.CreateAdd(b.CreateMul(g, c64(N)), n), W);
-    if (s_.layout == Layout::Awq4 || s_.zeroPoint) {
-      // qzeros [G', N/8]: words of channels n .. n+W; AWQ interleaved, GPTQ sequential.
-      Value *wIdx = b.CreateAdd(b.CreateMul(g, c64(N / 8)), b.CreateUDiv(n, c64(8)));
-      Value *words = load(vi(i32, W / 8), gep(i32, P[1], wIdx), 1);
-      cg.z = unpackCols(words, W, s_.layout == Layout::Awq4);
+    if ((s_.layout == Layout::Awq4 || s_.zeroPoint) && (s_.bits == 2 || s_.bits == 3)) {
+      cg.z = streamCodes(gep(i32, P[1], b.CreateMul(g, c64(N * s_.bits / 32))), n, W);
+      if (s_.gptqV1)
+        cg.z = b.CreateAdd(cg.z, splat(W, c32(1)));
+    } else if (s_.layout == Layout::Awq4 || s_.zeroPoint) {
+      // qzeros [G', N/pf]: words of channels n .. n+W; AWQ interleaved, GPTQ sequential.
+      const int64_t pw = codesPerWord();
+      Value *wIdx = b.CreateAdd(b.CreateMul(g, c64(N / pw)), b.CreateUDiv(n, c64(pw)));
+      Value *words = load(vi(i32, int(W / pw)), gep(i32, P[1], wIdx), 1);
+      cg.z = s_.bits == 4 ? unpackCols(words, W, s_.layout == Layout::Awq4)
+                          : unpackColsBits(words, W, s_.layout == Layout::Awq4);
       if (s_.layout == Layout::Gptq4 && s_.gptqV1)
         cg.z = b.CreateAdd(cg.z, splat(W, c32(1)));
     } else {
-      cg.z = splat(W, c32(8));
+      cg.z = splat(W, c32(symZero()));
     }
     return cg;
+  }
+  /// <W x i32> codes of elements first .. first+W of a bit stream of `bits`-bit codes at `base`
+  /// (GPTQ 2/3-bit qzeros rows: 3-bit codes straddle words), lane by lane as
+  /// codec::streamGet; the second word is read only where the code straddles (never past the row).
+  Value *streamCodes(Value *base, Value *first, int W) {
+    Value *v = UndefValue::get(vi(i32, W));
+    for (int l = 0; l < W; ++l) {
+      Value *bit = b.CreateMul(b.CreateAdd(first, c64(l)), c64(s_.bits));
+      Value *w = b.CreateLShr(bit, c64(5));
+      Value *off = b.CreateTrunc(b.CreateAnd(bit, c64(31)), i32);
+      Value *straddles = b.CreateICmpUGT(b.CreateAdd(off, c32(s_.bits)), c32(32));
+      Value *lo = b.CreateZExt(load(i32, gep(i32, base, w), 4), i64);
+      Value *hi = b.CreateZExt(
+          load(i32, gep(i32, base, b.CreateSelect(straddles, b.CreateAdd(w, c64(1)), w)), 4), i64);
+      hi = b.CreateSelect(straddles, b.CreateShl(hi, c64(32)), c64(0));
+      Value *code = b.CreateTrunc(b.CreateLShr(b.CreateOr(lo, hi), b.CreateZExt(off, i64)), i32);
+      v = b.CreateInsertElement(v, b.CreateAnd(code, c32(int32_t(codeMask()))), uint64_t(l));
+    }
+    return v;
+  }
+  /// 8-bit (AWQ: byte i of a word holds channel 4c + [0, 2, 1, 3][i], its own inverse; GPTQ:
+  /// sequential) and 2-bit: <W/pf x i32> words packed along N -> <W x i32> codes.
+  static constexpr int kAwqByte[4] = {0, 2, 1, 3};
+  Value *unpackColsBits(Value *words, int W, bool awq) {
+    const int pw = codesPerWord();
+    std::vector<int> mask;
+    std::vector<int32_t> shifts;
+    for (int l = 0; l < W; ++l) {
+      mask.push_back(l / pw);
+      shifts.push_back(s_.bits * (awq ? kAwqByte[l % pw] : l % pw));
+    }
+    Value *v = b.CreateShuffleVector(words, mask);
+    return b.CreateAnd(b.CreateLShr(v, constVecI32(shifts)), splat(W, c32(int32_t(codeMask()))));
   }
   /// <W/8 x i32> words packed along N -> <W x i32> codes in channel order.
   static constexpr int kAwqNibble[8] = {0, 4, 1, 5, 2, 6, 3, 7};
@@ -1170,52 +1277,62 @@ private:
         loop(b.CreateMul(g, c64(G)), b.CreateMul(b.CreateAdd(g, c64(1)), c64(G)), 1, [&](Value *k) {
           std::vector<Value *> w(NV);
           for (int v = 0; v < NV; ++v) {
-            Value *wIdx = b.CreateAdd(b.CreateMul(k, c64(N / 8)), b.CreateUDiv(ns[v], c64(8)));
-            Value *words = load(vi(i32, W / 8), gep(i32, P[0], wIdx), 1);
-            w[v] = colWeights(unpackCols(words, W, true), cg[v], W);
+            const int64_t pw = codesPerWord();
+            Value *wIdx = b.CreateAdd(b.CreateMul(k, c64(N / pw)), b.CreateUDiv(ns[v], c64(pw)));
+            Value *words = load(vi(i32, int(W / pw)), gep(i32, P[0], wIdx), 1);
+            w[v] = colWeights(s_.bits == 4 ? unpackCols(words, W, true) : unpackColsBits(words, W, true),
+                              cg[v], W);
           }
           body(k, w);
         }, "k");
       }, "g");
       return;
     }
-    // GPTQ: qweight [K/8, N]: the word of channel n at row kw holds k = 8kw .. 8kw+7.
-    auto wordRow = [&](Value *kw, std::vector<Value *> &words) {
+    // GPTQ: qweight [K*b/32, N]: a unit of U = 32/b codes along K is one word row (2/4/8-bit);
+    // 3-bit: U = 32 codes in 3 rows, codes 10 and 21 straddling rows (codec::streamGet).
+    const int64_t U = gptqUnitK(), UR = U * s_.bits / 32;
+    auto wordRow = [&](Value *kw, std::vector<std::vector<Value *>> &words) {
       for (int v = 0; v < NV; ++v)
-        words[v] = load(vi(i32, W), gep(i32, P[0], b.CreateAdd(b.CreateMul(kw, c64(N)), ns[v])), 1);
+        for (int64_t r = 0; r < UR; ++r)
+          words[v].push_back(load(vi(i32, W), gep(i32, P[0], b.CreateAdd(
+              b.CreateMul(b.CreateAdd(b.CreateMul(kw, c64(UR)), c64(r)), c64(N)), ns[v])), 1));
     };
-    auto codesAt = [&](Value *words, int j) {
-      return b.CreateAnd(b.CreateLShr(words, splat(W, c32(4 * j))), splat(W, c32(15)));
+    auto codesAt = [&](const std::vector<Value *> &words, int j) {
+      const int bit = s_.bits * j, r = bit / 32, off = bit % 32;
+      Value *v = b.CreateLShr(words[r], splat(W, c32(off)));
+      if (off + s_.bits > 32)
+        v = b.CreateOr(v, b.CreateShl(words[r + 1], splat(W, c32(32 - off))));
+      return b.CreateAnd(v, splat(W, c32(int32_t(codeMask()))));
     };
-    if (!s_.gIdx && G % 8 == 0) {
+    if (!s_.gIdx && G % U == 0) {
       auto groupRange = [&](Value *g, Value *kwBegin, Value *kwEnd) {
         std::vector<ColGroup> cg;
         for (int v = 0; v < NV; ++v)
           cg.push_back(colGroup(g, ns[v], W));
         loop(kwBegin, kwEnd, 1, [&](Value *kw) {
-          std::vector<Value *> words(NV);
+          std::vector<std::vector<Value *>> words(NV);
           wordRow(kw, words);
-          for (int j = 0; j < 8; ++j) {
+          for (int j = 0; j < U; ++j) {
             std::vector<Value *> w(NV);
             for (int v = 0; v < NV; ++v)
               w[v] = colWeights(codesAt(words[v], j), cg[v], W);
-            body(b.CreateAdd(b.CreateMul(kw, c64(8)), c64(j)), w);
+            body(b.CreateAdd(b.CreateMul(kw, c64(U)), c64(j)), w);
           }
         }, "kw");
       };
       loop(c64(0), c64(K / G), 1, [&](Value *g) {
-        groupRange(g, b.CreateMul(g, c64(G / 8)), b.CreateMul(b.CreateAdd(g, c64(1)), c64(G / 8)));
+        groupRange(g, b.CreateMul(g, c64(G / U)), b.CreateMul(b.CreateAdd(g, c64(1)), c64(G / U)));
       }, "g");
       if (K % G)
-        groupRange(c64(K / G), c64(K / G * G / 8), c64(K / 8));
+        groupRange(c64(K / G), c64(K / G * G / U), c64(K / U));
       return;
     }
-    // Generic: the group of every k (g_idx, or groups not aligned to the 8 codes of a word).
-    loop(c64(0), c64(K / 8), 1, [&](Value *kw) {
-      std::vector<Value *> words(NV);
+    // Generic: the group of every k (g_idx, or groups not aligned to the U codes of a unit).
+    loop(c64(0), c64(K / U), 1, [&](Value *kw) {
+      std::vector<std::vector<Value *>> words(NV);
       wordRow(kw, words);
-      for (int j = 0; j < 8; ++j) {
-        Value *k = b.CreateAdd(b.CreateMul(kw, c64(8)), c64(j));
+      for (int j = 0; j < U; ++j) {
+        Value *k = b.CreateAdd(b.CreateMul(kw, c64(U)), c64(j));
         Value *g = s_.gIdx ? b.CreateSExt(load(i32, gep(i32, P[3], k), 1), i64)
                            : b.CreateUDiv(k, c64(G));
         std::vector<Value *> w(NV);
@@ -1287,8 +1404,10 @@ private:
                       [&](Value *n0) { nTile(n0, kColsNV, W); }, "n4");
       if (s_.n % (kColsNV * W) >= W)
         n = loop(n, b.CreateSub(NE, c64(W - 1)), W, [&](Value *n0) { nTile(n0, 1, W); }, "n1");
-      if (W > 8 && s_.n % W)
-        loop(n, NE, 8, [&](Value *n0) { nTile(n0, 1, 8); }, "n8");
+      if (W > 8 && s_.n % W >= 8)
+        n = loop(n, b.CreateSub(NE, c64(7)), 8, [&](Value *n0) { nTile(n0, 1, 8); }, "n8");
+      if (s_.n % 8) // 8-bit: N is a multiple of 4 only
+        loop(n, NE, 4, [&](Value *n0) { nTile(n0, 1, 4); }, "n4t");
       return;
     }
     loop(c64(0), Mrows, kGemmMB, [&](Value *mb) {
@@ -1301,8 +1420,10 @@ private:
         mTiles(mb, mEnd, [&](Value *m0, int MR) { colsSlabTile(m0, MR, n0, w); });
       };
       Value *n = loop(NB, b.CreateSub(NE, c64(W - 1)), W, [&](Value *n0) { nTile(n0, W); }, "n1");
-      if (W > 8)
-        loop(n, NE, 8, [&](Value *n0) { nTile(n0, 8); }, "n8");
+      if (W > 8 && s_.n % W >= 8)
+        n = loop(n, b.CreateSub(NE, c64(7)), 8, [&](Value *n0) { nTile(n0, 8); }, "n8");
+      if (s_.n % 8) // 8-bit: N is a multiple of 4 only
+        loop(n, NE, 4, [&](Value *n0) { nTile(n0, 4); }, "n4t");
     }, "mb");
   }
 
@@ -1332,6 +1453,34 @@ private:
     const int64_t N = s_.n;
     std::vector<Value *> words;
     Value *mask = splat(16, c32(0x0F0F0F0F));
+    if (s_.bits == 8 && s_.layout == Layout::Gptq4) {
+      // qweight [K/4, N]: row 8 blk + j holds k = 32 blk + 4j .. +3 of each channel as bytes,
+      // an operand as it stands (xq in natural order for 8-bit).
+      for (int j = 0; j < 8; ++j) {
+        Value *kw = b.CreateAdd(b.CreateMul(blk, c64(8)), c64(j));
+        words.push_back(widen16(load(vi(i32, W), gep(i32, P[0], b.CreateAdd(b.CreateMul(kw, c64(N)), n)), 1), W));
+      }
+      return words;
+    }
+    if (s_.bits == 8) {
+      // AWQ 8-bit: qweight [K, N/4], byte [0, 2, 1, 3][c % 4] of word c / 4 is channel c. Word j
+      // of channel c = its bytes in k rows 4j .. 4j+3: the 4 rows' W bytes, one byte permute.
+      for (int j = 0; j < 8; ++j) {
+        std::vector<Value *> rows;
+        for (int p = 0; p < 4; ++p) {
+          Value *k = b.CreateAdd(b.CreateMul(blk, c64(32)), c64(4 * j + p));
+          rows.push_back(load(vi(i32, W / 4), gep(i32, P[0], b.CreateAdd(b.CreateMul(k, c64(N / 4)),
+                                                                          b.CreateUDiv(n, c64(4)))), 1));
+        }
+        Value *bytes = b.CreateBitCast(concat(concat(rows[0], rows[1]), concat(rows[2], rows[3])), vi(i8, 4 * W));
+        std::vector<int> idx;
+        for (int c = 0; c < W; ++c)
+          for (int p = 0; p < 4; ++p)
+            idx.push_back(p * W + c / 4 * 4 + kAwqByte[c % 4]);
+        words.push_back(widen16(b.CreateBitCast(b.CreateShuffleVector(bytes, idx), vi(i32, W)), W));
+      }
+      return words;
+    }
     if (s_.layout == Layout::Gptq4) {
       for (int r = 0; r < 4; ++r) { // qweight [K/8, N]: row kw holds k = 8kw .. 8kw+7
         Value *kw = b.CreateAdd(b.CreateMul(blk, c64(4)), c64(r));
@@ -1432,7 +1581,7 @@ private:
   /// for AWQ where the tile allows.
   void colsInt8CodesFor(Value *blk, Value *n0, int v, int NV, int W, std::vector<std::vector<Value *>> &codes) {
     Value *n = b.CreateAdd(n0, c64(16 * v));
-    if (s_.layout == Layout::Awq4 && W == 16 && v + 1 < NV) {
+    if (s_.layout == Layout::Awq4 && s_.bits == 4 && W == 16 && v + 1 < NV) {
       std::vector<Value *> w = awqCodes32(blk, n);
       codes[v].assign(w.begin(), w.begin() + 8);
       codes[v + 1].assign(w.begin() + 8, w.end());
@@ -1448,10 +1597,10 @@ private:
   void prefetchCols(Value *blk, Value *n0, int NV, int W) {
     const int64_t N = s_.n, channels = int64_t(NV - 1) * 16 + W;
     const bool awq = s_.layout == Layout::Awq4;
-    const int rows = awq ? 32 : 4;          // qweight rows per 32-block
-    const int64_t rowBytes = awq ? N / 2 : 4 * N;
-    Value *colByte = awq ? b.CreateUDiv(n0, c64(2)) : b.CreateMul(n0, c64(4));
-    const int64_t lineSpan = awq ? channels / 2 : channels * 4; // the tile's bytes of a row
+    const int rows = awq ? 32 : s_.bits;    // qweight rows per 32-block
+    const int64_t rowBytes = awq ? N * s_.bits / 8 : 4 * N;
+    Value *colByte = awq ? b.CreateUDiv(b.CreateMul(n0, c64(s_.bits)), c64(8)) : b.CreateMul(n0, c64(4));
+    const int64_t lineSpan = awq ? channels * s_.bits / 8 : channels * 4; // the tile's bytes of a row
     Value *row0 = b.CreateMul(b.CreateAdd(blk, c64(kPrefetchBlocks)), c64(rows));
     for (int r = 0; r < rows; ++r)
       for (int64_t off = 0; off < lineSpan; off += 64) {
@@ -1553,7 +1702,7 @@ private:
     // qweight row (K rows N/2 bytes apart: half-line tiles read every line twice, from DRAM),
     // with m-tiles of 2 rows to stay within the 32 vector registers.
     const int NT = int(s_.threadAlign() / 16);
-    const int MR = s_.layout == Layout::Awq4 && s_.mclass == MClass::Gemv ? 2 : 4;
+    const int MR = s_.layout == Layout::Awq4 && s_.bits == 4 && s_.mclass == MClass::Gemv ? 2 : 4;
     loop(c64(0), Mrows, qRows(), [&](Value *mb) {
       Value *mbEnd = b.CreateAdd(mb, c64(qRows()));
       Value *mEnd = b.CreateSelect(b.CreateICmpSLT(mbEnd, Mrows), mbEnd, Mrows);
@@ -1570,8 +1719,10 @@ private:
                       [&](Value *n0) { nTile(n0, NT, 16); }, "nt");
       if (s_.n % (NT * 16) >= 16)
         n = loop(n, b.CreateSub(NE, c64(15)), 16, [&](Value *n0) { nTile(n0, 1, 16); }, "n16");
-      if (s_.n % 16)
-        loop(n, NE, 8, [&](Value *n0) { nTile(n0, 1, 8); }, "n8");
+      if (s_.n % 16 >= 8)
+        n = loop(n, b.CreateSub(NE, c64(7)), 8, [&](Value *n0) { nTile(n0, 1, 8); }, "n8");
+      if (s_.n % 8) // 8-bit: N is a multiple of 4 only
+        loop(n, NE, 4, [&](Value *n0) { nTile(n0, 1, 4); }, "n4t");
     }, "mb");
   }
 

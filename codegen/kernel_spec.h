@@ -24,9 +24,10 @@ enum class Layout {
   GgufQ4_1, ///< GGUF rows of Q4_1 blocks (32 x 4-bit, f16 d and m): int8 activations only
   GgufQ5_0, ///< GGUF rows of Q5_0 blocks (32 x 5-bit, f16 d): int8 activations only
   GgufQ5_1, ///< GGUF rows of Q5_1 blocks (32 x 5-bit, f16 d and m): int8 activations only
-  Awq4,     ///< AutoAWQ GEMM 4-bit: qweight [K, N/8] interleaved along N, qzeros, scales [K/G, N]
-  Gptq4,    ///< GPTQ 4-bit: qweight [K/8, N] along K, qzeros [G', N/8], scales [G', N], g_idx
-  CtWna16_4 ///< compressed-tensors pack-quantized 4-bit: weight_packed [N, ceil(K/8)]
+  // The next three name a packing; KernelSpec::bits selects the width (key "awq8", "gptq3", ...).
+  Awq4,     ///< AutoAWQ GEMM (bits 4, 8): qweight [K, N/pf] interleaved along N, qzeros, scales [K/G, N]
+  Gptq4,    ///< GPTQ (bits 2, 3, 4, 8): qweight [K*b/32, N] along K, qzeros [G', N*b/32], scales, g_idx
+  CtWna16_4 ///< compressed-tensors pack-quantized (bits 4, 8): weight_packed [N, ceil(K/pf)]
 };
 
 /// gemv: M <= 8 rows (decode), weights unpacked in registers in the innermost loop.
@@ -82,8 +83,8 @@ struct KernelSpec {
   /// Resolves vectorWidth 0 to the host's.
   int lanes() const;
   /// Whether an int8-activation kernel exists for this specialisation (on any host): GGUF Q8_0 /
-  /// Q4_0 / Q4_K / Q6_K with K % 32 == 0; AWQ / GPTQ 4-bit with K and the group multiples of 32
-  /// and no g_idx (act-order keeps f32 activations).
+  /// Q4_0 / Q4_K / Q6_K with K % 32 == 0; AWQ / GPTQ 4- and 8-bit and compressed-tensors with
+  /// K and the group multiples of 32 and no g_idx (act-order keeps f32 activations).
   bool int8Capable() const;
   /// Whether an f32-activation kernel exists (GGUF Q4_1 / Q5_0 / Q5_1 have int8 kernels only).
   bool f32Capable() const;

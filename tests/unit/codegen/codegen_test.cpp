@@ -315,9 +315,8 @@ TEST(CodegenSpec, UnsupportedLayoutsSayWhy) {
 }
 
 TEST(CodegenSpec, Int8OnlyWhereThereIsAKernel) {
-  // Compressed-tensors has f32 kernels only: asking for int8 activations is an error naming
-  // the kernel.
-  TestWeight a = ctWeight(37, 256, 32, false, false, false, 1);
+  // GPTQ 3-bit has f32 kernels only: asking for int8 activations is an error naming the kernel.
+  TestWeight a = gptqWeightBits(3, 64, 256, 32, false, false, false, ElemKind::F16, 1);
   KernelSpec s = *codegen::specForWeightType(a.type, a.elems()).spec;
   EXPECT_EQ(s.act, codegen::Activations::F32);
   s.act = codegen::Activations::Int8;
