@@ -1196,7 +1196,7 @@ private:
     const int64_t N = s_.n;
     cg.s = loadScaleVec(P[2], b.CreateAdd(b.CreateMul(g, c64(N)), n), W);
     if ((s_.layout == Layout::Awq4 || s_.zeroPoint) && (s_.bits == 2 || s_.bits == 3)) {
-      cg.z = streamCodes(gep(i32, P[1], b.CreateMul(g, c64(N * s_.bits / 32))), n, W);
+      cg.z = streamCodes(b.CreateMul(g, c64(N * s_.bits / 32)), n, W);
       if (s_.gptqV1)
         cg.z = b.CreateAdd(cg.z, splat(W, c32(1)));
     } else if (s_.layout == Layout::Awq4 || s_.zeroPoint) {
@@ -1213,24 +1213,32 @@ private:
     }
     return cg;
   }
-  /// <W x i32> codes of elements first .. first+W of a bit stream of `bits`-bit codes at `base`
-  /// (GPTQ 2/3-bit qzeros rows: 3-bit codes straddle words), lane by lane as
-  /// codec::streamGet; the second word is read only where the code straddles (never past the row).
-  Value *streamCodes(Value *base, Value *first, int W) {
-    Value *v = UndefValue::get(vi(i32, W));
-    for (int l = 0; l < W; ++l) {
-      Value *bit = b.CreateMul(b.CreateAdd(first, c64(l)), c64(s_.bits));
-      Value *w = b.CreateLShr(bit, c64(5));
-      Value *off = b.CreateTrunc(b.CreateAnd(bit, c64(31)), i32);
-      Value *straddles = b.CreateICmpUGT(b.CreateAdd(off, c32(s_.bits)), c32(32));
-      Value *lo = b.CreateZExt(load(i32, gep(i32, base, w), 4), i64);
-      Value *hi = b.CreateZExt(
-          load(i32, gep(i32, base, b.CreateSelect(straddles, b.CreateAdd(w, c64(1)), w)), 4), i64);
-      hi = b.CreateSelect(straddles, b.CreateShl(hi, c64(32)), c64(0));
-      Value *code = b.CreateTrunc(b.CreateLShr(b.CreateOr(lo, hi), b.CreateZExt(off, i64)), i32);
-      v = b.CreateInsertElement(v, b.CreateAnd(code, c32(int32_t(codeMask()))), uint64_t(l));
+  /// GPTQ 2 / 3-bit qzeros: <W x i32> codes of channels first .. first+W of the row starting at
+  /// word rowWord (codec::streamGet; 3-bit codes straddle words). The W codes span at most 3
+  /// words from the one holding the first bit; reads are clamped to the qzeros tensor.
+  Value *streamCodes(Value *rowWord, Value *first, int W) {
+    const int64_t N = s_.n, lastWord = (s_.k + s_.group - 1) / s_.group * (N * s_.bits / 32) - 1;
+    Value *bit0 = b.CreateMul(first, c64(s_.bits));
+    Value *w0 = b.CreateAdd(rowWord, b.CreateLShr(bit0, c64(5)));
+    Value *ob = b.CreateTrunc(b.CreateAnd(bit0, c64(31)), i32);
+    std::vector<Value *> words;
+    for (int j = 0; j < 3; ++j) {
+      Value *at = b.CreateAdd(w0, c64(j));
+      at = b.CreateSelect(b.CreateICmpSGT(at, c64(lastWord)), c64(lastWord), at);
+      words.push_back(b.CreateZExt(load(i32, gep(i32, P[1], at), 4), i64));
     }
-    return v;
+    // pairs[j] = word j | word j+1 << 32, selected per lane by the lane's word index.
+    Value *p0 = splat(W, b.CreateOr(words[0], b.CreateShl(words[1], c64(32))));
+    Value *p1 = splat(W, b.CreateOr(words[1], b.CreateShl(words[2], c64(32))));
+    std::vector<int32_t> lanesBits;
+    for (int l = 0; l < W; ++l)
+      lanesBits.push_back(s_.bits * l);
+    Value *rel = b.CreateAdd(splat(W, ob), constVecI32(lanesBits));
+    Value *widx = b.CreateLShr(rel, splat(W, c32(5)));
+    Value *off = b.CreateZExt(b.CreateAnd(rel, splat(W, c32(31))), vi(i64, W));
+    Value *pair = b.CreateSelect(b.CreateICmpEQ(widx, splat(W, c32(0))), p0, p1);
+    Value *code = b.CreateTrunc(b.CreateLShr(pair, off), vi(i32, W));
+    return b.CreateAnd(code, splat(W, c32(int32_t(codeMask()))));
   }
   /// 8-bit (AWQ: byte i of a word holds channel 4c + [0, 2, 1, 3][i], its own inverse; GPTQ:
   /// sequential) and 2-bit: <W/pf x i32> words packed along N -> <W x i32> codes.
@@ -1304,6 +1312,55 @@ private:
         v = b.CreateOr(v, b.CreateShl(words[r + 1], splat(W, c32(32 - off))));
       return b.CreateAnd(v, splat(W, c32(int32_t(codeMask()))));
     };
+    auto groupOfK = [&](Value *k) {
+      return s_.gIdx ? b.CreateSExt(load(i32, gep(i32, P[3], k), 1), i64) : b.CreateUDiv(k, c64(G));
+    };
+    if (s_.bits == 2 || s_.bits == 3) {
+      // 2 / 3-bit: one k per iteration, its bit offset in the column's stream at run time
+      // (unrolling a 16 / 32-code unit made 4-8x larger kernels: compile time).
+      auto codeAtK = [&](Value *k, std::vector<Value *> &codes) {
+        Value *bit = b.CreateMul(k, c64(s_.bits));
+        Value *r = b.CreateLShr(bit, c64(5));
+        Value *off = b.CreateTrunc(b.CreateAnd(bit, c64(31)), i32);
+        Value *straddles = b.CreateICmpUGT(b.CreateAdd(off, c32(s_.bits)), c32(32));
+        Value *r1 = b.CreateSelect(straddles, b.CreateAdd(r, c64(1)), r); // never past qweight
+        Value *offHi = b.CreateAnd(b.CreateSub(c32(32), off), c32(31));
+        for (int v = 0; v < NV; ++v) {
+          Value *lo = load(vi(i32, W), gep(i32, P[0], b.CreateAdd(b.CreateMul(r, c64(N)), ns[v])), 1);
+          Value *hi = load(vi(i32, W), gep(i32, P[0], b.CreateAdd(b.CreateMul(r1, c64(N)), ns[v])), 1);
+          Value *code = b.CreateLShr(lo, splat(W, off));
+          code = b.CreateOr(code, b.CreateSelect(straddles, b.CreateShl(hi, splat(W, offHi)),
+                                                 Constant::getNullValue(vi(i32, W))));
+          codes[v] = b.CreateAnd(code, splat(W, c32(int32_t(codeMask()))));
+        }
+      };
+      if (!s_.gIdx) { // groups in order (the last one short when K % G): zeros / scales per group
+        loop(c64(0), c64((K + G - 1) / G), 1, [&](Value *g) {
+          std::vector<ColGroup> cg;
+          for (int v = 0; v < NV; ++v)
+            cg.push_back(colGroup(g, ns[v], W));
+          Value *kEnd = b.CreateMul(b.CreateAdd(g, c64(1)), c64(G));
+          kEnd = b.CreateSelect(b.CreateICmpSLT(kEnd, c64(K)), kEnd, c64(K));
+          loop(b.CreateMul(g, c64(G)), kEnd, 1, [&](Value *k) {
+            std::vector<Value *> codes(NV), w(NV);
+            codeAtK(k, codes);
+            for (int v = 0; v < NV; ++v)
+              w[v] = colWeights(codes[v], cg[v], W);
+            body(k, w);
+          }, "k");
+        }, "g");
+        return;
+      }
+      loop(c64(0), c64(K), 1, [&](Value *k) { // g_idx: the group of every k
+        Value *g = groupOfK(k);
+        std::vector<Value *> codes(NV), w(NV);
+        codeAtK(k, codes);
+        for (int v = 0; v < NV; ++v)
+          w[v] = colWeights(codes[v], colGroup(g, ns[v], W), W);
+        body(k, w);
+      }, "k");
+      return;
+    }
     if (!s_.gIdx && G % U == 0) {
       auto groupRange = [&](Value *g, Value *kwBegin, Value *kwEnd) {
         std::vector<ColGroup> cg;

@@ -267,6 +267,8 @@ TEST(CodegenBits, CompileTimeReport) {
   ws.push_back({"awq8 g128", awqWeightBits(8, 64, 4096, 128, ElemKind::F16, 1)});
   ws.push_back({"gptq2 asym g128", gptqWeightBits(2, 64, 4096, 128, false, true, false, ElemKind::F16, 1)});
   ws.push_back({"gptq3 asym g128", gptqWeightBits(3, 64, 4096, 128, false, true, false, ElemKind::F16, 1)});
+  ws.push_back({"gptq3 asym g_idx", gptqWeightBits(3, 64, 4096, 128, false, true, true, ElemKind::F16, 1)});
+  ws.push_back({"gptq2 sym G=20", gptqWeightBits(2, 64, 4000, 20, true, true, false, ElemKind::F16, 1)});
   ws.push_back({"gptq8 sym g128", gptqWeightBits(8, 64, 4096, 128, true, false, false, ElemKind::F16, 1)});
   ws.push_back({"ct4 asym g128", ctWeightBits(4, 64, 4096, 128, false, false, false, 1)});
   ws.push_back({"ct8 asym g128", ctWeightBits(8, 64, 4096, 128, false, false, false, 1)});
