@@ -15,7 +15,7 @@
 // gemm (M > 8): m-blocks of kGemmMB rows; per n-tile the tile's weights are unpacked once into
 //   `scratch` (kRowsNR rows x K, or K x one column vector) and reused by all rows of the m-block.
 //
-// Int8 activations (KernelSpec::act, GGUF Q8_0/Q4_0/Q4_K/Q6_K, AWQ/GPTQ 4-bit): x is quantized
+// Int8 activations (KernelSpec::act, GGUF, AWQ/GPTQ 4/8-bit, CT 4/8-bit): x is quantized
 //   per 32-block into `scratch` inside the kernel, weights become 8-bit codes, vpdpbusd does the
 //   products (sections "RowsK with int8 activations" and "ColsN (AWQ / GPTQ 4-bit) with int8
 //   activations" below, and codegen/README.md).
