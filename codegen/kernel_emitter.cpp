@@ -15,7 +15,7 @@
 // gemm (M > 8): m-blocks of kGemmMB rows; per n-tile the tile's weights are unpacked once into
 //   `scratch` (kRowsNR rows x K, or K x one column vector) and reused by all rows of the m-block.
 //
-// Int8 activations (KernelSpec::act, every GGUF type, AWQ/GPTQ 4-bit): x is quantized
+// Int8 activations (KernelSpec::act, every GGUF type, AWQ/GPTQ 4/8-bit, CT 4/8-bit): x is quantized
 //   per 32-block into `scratch` inside the kernel, weights become 8-bit codes, vpdpbusd does the
 //   products (sections "RowsK with int8 activations" and "ColsN (AWQ / GPTQ 4-bit) with int8
 //   activations" below, and codegen/README.md). W8A8 quantizes x per token (row) instead, as
@@ -170,8 +170,8 @@ private:
     case Layout::GgufQ3_K:
     case Layout::GgufQ5_K:
       return 256;
-    case Layout::CtWna16_4:
-      return VL >= 16 ? 16 : 8;
+    case Layout::CtWna16_4: // int8 activations: one 32-block of x a unit
+      return s_.act == Activations::Int8 ? 32 : VL >= 16 ? 16 : 8;
     case Layout::W8a8: // f32 kernel: one vector of int8 codes a unit, a scalar tail
       return VL;
     default:
@@ -193,7 +193,14 @@ private:
     default: return 0;
     }
   }
-  int64_t ctRowWords() const { return (s_.k + 7) / 8; }
+  int64_t ctRowWords() const { return (s_.k + codesPerWord() - 1) / codesPerWord(); }
+  /// AWQ / GPTQ / CT: codes per int32 word (GPTQ 3-bit: none whole; see gptqUnitK).
+  int codesPerWord() const { return 32 / s_.bits; }
+  uint32_t codeMask() const { return (1u << s_.bits) - 1u; }
+  /// GPTQ: codes along K per unit of whole qweight rows (32/b; 3-bit: 32 codes in 3 rows).
+  int64_t gptqUnitK() const { return s_.bits == 3 ? 32 : codesPerWord(); }
+  /// The implicit zero of the symmetric GPTQ / CT codes: 2^(bits-1) (uint4b8, uint8b128, ...).
+  int32_t symZero() const { return int32_t(1) << (s_.bits - 1); }
   int64_t ctGroups() const { return s_.k / s_.group; }
   bool ctUniformGroups() const { return !s_.gIdx && s_.group % unitK() == 0; }
   int64_t nUnits() const { return s_.k / unitK(); }
@@ -209,12 +216,13 @@ private:
   /// CT: group of element k (i64) -> (scale f32, zero i32) for output channel n.
   std::pair<Value *, Value *> ctScaleZero(Value *n, Value *g) {
     Value *sc = loadScaleScalar(P[1], b.CreateAdd(b.CreateMul(n, c64(ctGroups())), g));
-    Value *z = c32(8);
+    Value *z = c32(symZero());
     if (s_.zeroPoint) {
-      Value *w = load(i32, gep(i32, P[2], b.CreateAdd(b.CreateMul(b.CreateUDiv(n, c64(8)),
+      const int64_t pw = codesPerWord();
+      Value *w = load(i32, gep(i32, P[2], b.CreateAdd(b.CreateMul(b.CreateUDiv(n, c64(pw)),
                                                                     c64(ctGroups())), g)), 1);
-      Value *sh = b.CreateTrunc(b.CreateMul(b.CreateURem(n, c64(8)), c64(4)), i32);
-      z = b.CreateAnd(b.CreateLShr(w, sh), c32(15));
+      Value *sh = b.CreateTrunc(b.CreateMul(b.CreateURem(n, c64(pw)), c64(s_.bits)), i32);
+      z = b.CreateAnd(b.CreateLShr(w, sh), c32(int32_t(codeMask())));
     }
     return {sc, z};
   }
@@ -267,7 +275,7 @@ private:
       t.d = loadScaleScalar(P[1], n);
       break;
     case Layout::CtWna16_4: {
-      t.base = gep(i32, rowB, b.CreateMul(u, c64(unitK() / 8)));
+      t.base = gep(i32, rowB, b.CreateMul(u, c64(unitK() / codesPerWord())));
       if (ctUniformGroups()) {
         auto [sc, z] = ctScaleZero(n, b.CreateUDiv(b.CreateMul(u, c64(unitK())), c64(s_.group)));
         t.s = sc;
@@ -449,18 +457,19 @@ private:
       return b.CreateFSub(b.CreateFMul(splat(VL, t.dl[sb]), qf), splat(VL, t.ml[sb]));
     }
     case Layout::CtWna16_4: {
-      // Lanes l: element i0 + l of the unit: word (i0 + l) / 8, nibble (i0 + l) % 8.
-      int64_t w0 = i0 / 8, nw = (i0 % 8 + VL + 7) / 8;
+      // Lanes l: element i0 + l of the unit: word (i0 + l) / pf, code (i0 + l) % pf.
+      const int64_t pw = codesPerWord();
+      int64_t w0 = i0 / pw, nw = (i0 % pw + VL + pw - 1) / pw;
       Value *words = load(vi(i32, int(nw)), gep(i32, t.base, c64(w0)), 1);
       std::vector<int> mask;
       std::vector<int32_t> shifts;
       for (int l = 0; l < VL; ++l) {
-        int64_t rel = i0 % 8 + l;
-        mask.push_back(int(rel / 8));
-        shifts.push_back(int32_t(4 * (rel % 8)));
+        int64_t rel = i0 % pw + l;
+        mask.push_back(int(rel / pw));
+        shifts.push_back(int32_t(s_.bits * (rel % pw)));
       }
       Value *v = b.CreateShuffleVector(words, mask);
-      v = b.CreateAnd(b.CreateLShr(v, constVecI32(shifts)), splat(VL, c32(15)));
+      v = b.CreateAnd(b.CreateLShr(v, constVecI32(shifts)), splat(VL, c32(int32_t(codeMask()))));
       Value *sv, *zv;
       if (ctUniformGroups()) {
         sv = splat(VL, t.s);
@@ -488,10 +497,11 @@ private:
     if (s_.layout == Layout::W8a8) // W8A8's K tail (K not a multiple of VL)
       return b.CreateFMul(b.CreateSIToFP(load(i8, gepB(rowBase(n), k), 1), f32),
                           loadScaleScalar(P[1], n));
+    const int64_t pw = codesPerWord();
     Value *w = load(i32, gep(i32, P[0], b.CreateAdd(b.CreateMul(n, c64(ctRowWords())),
-                                                    b.CreateUDiv(k, c64(8)))), 1);
-    Value *sh = b.CreateTrunc(b.CreateMul(b.CreateURem(k, c64(8)), c64(4)), i32);
-    Value *code = b.CreateAnd(b.CreateLShr(w, sh), c32(15));
+                                                    b.CreateUDiv(k, c64(pw)))), 1);
+    Value *sh = b.CreateTrunc(b.CreateMul(b.CreateURem(k, c64(pw)), c64(s_.bits)), i32);
+    Value *code = b.CreateAnd(b.CreateLShr(w, sh), c32(int32_t(codeMask())));
     auto [sc, z] = ctScaleZero(n, ctGroupOf(k));
     return b.CreateFMul(b.CreateSIToFP(b.CreateSub(code, z), f32), sc);
   }
@@ -669,6 +679,7 @@ private:
     case Layout::GgufQ3_K: return 4;
     case Layout::Awq4:
     case Layout::Gptq4: return 1; // the record holds -sum(xq); times the per-channel zero
+    case Layout::CtWna16_4: return s_.zeroPoint ? 1 : symZero(); // asym: as AWQ / GPTQ
     default: return 0;
     }
   }
@@ -731,6 +742,12 @@ private:
                                                   c64(4 * (j % 2))), 4), uint64_t(j));
     return v;
   }
+  /// 4-bit AWQ / GPTQ / CT: xq stored per 8 as [x0 x2 x4 x6 x1 x3 x5 x7] (nibble pairs of a byte).
+  bool evenOddX() const {
+    return s_.bits == 4 && (s_.family() == Family::ColsN || s_.layout == Layout::CtWna16_4);
+  }
+  /// Compressed-tensors with zero points: the start value is z * (-sum xq) per channel and group.
+  bool ctAsym() const { return s_.layout == Layout::CtWna16_4 && s_.zeroPoint; }
   /// Q4_1 / Q5_1: w = d c + m per 32-block, the min term of a block m * sx (as Q4_K's).
   bool legacyMins() const { return s_.layout == Layout::GgufQ4_1 || s_.layout == Layout::GgufQ5_1; }
   bool hasMins() const {
@@ -764,7 +781,7 @@ private:
         Value *sHi = b.CreateAddReduce(b.CreateShuffleVector(q, hi));
         Value *isum = b.CreateAdd(sLo, sHi);
         Value *q8 = q;
-        if (s_.family() == Family::ColsN) { // per 8: even k then odd k (colsInt8Codes)
+        if (evenOddX()) { // per 8: even k then odd k (colsInt8Codes, CT 4-bit int8Pair)
           std::vector<int> perm;
           for (int l = 0; l < B; ++l)
             perm.push_back(l / 8 * 8 + (l % 8 < 4 ? 2 * (l % 8) : 2 * (l % 8 - 4) + 1));
@@ -845,6 +862,27 @@ private:
       };
       Value *c1 = t1 ? codes32(*t1) : Constant::getNullValue(vi(i8, 32));
       return {concat(codes32(t0), c1), pairScale(t0.d, t1 ? t1->d : ConstantFP::get(f32, 0.0))};
+    }
+    case Layout::CtWna16_4: { // one 32-block = 4 words (4-bit) or 8 words (8-bit) of a row
+      Value *sc = pairScale(t0.s, t1 ? t1->s : ConstantFP::get(f32, 0.0));
+      if (s_.bits == 8) {
+        Value *a = load(vi(i8, 32), t0.base, 4);
+        Value *c = t1 ? load(vi(i8, 32), t1->base, 4) : Constant::getNullValue(vi(i8, 32));
+        return {concat(a, c), sc};
+      }
+      // 4-bit: word w holds elements 8w .. 8w+7; its low nibbles are the even elements and its
+      // high nibbles the odd ones, the order quantizeRows stores xq in (evenOddX).
+      Value *a = load(vi(i32, 4), t0.base, 4);
+      Value *c = t1 ? load(vi(i32, 4), t1->base, 4) : Constant::getNullValue(vi(i32, 4));
+      Value *v = concat(a, c);
+      Value *m = splat(8, c32(0x0F0F0F0F));
+      Value *lo = b.CreateAnd(v, m), *hi = b.CreateAnd(b.CreateLShr(v, splat(8, c32(4))), m);
+      std::vector<int> idx;
+      for (int w = 0; w < 8; ++w) {
+        idx.push_back(w);
+        idx.push_back(8 + w);
+      }
+      return {b.CreateBitCast(b.CreateShuffleVector(lo, hi, idx), vi(i8, 64)), sc};
     }
     case Layout::GgufQ4_K: {
       Value *v = load(vi(i8, 32), gepB(t0.base, c64(16 + 32 * p)), 1);
@@ -949,7 +987,6 @@ private:
     return b.CreateCall(f, {acc, b.CreateBitCast(codes, vi(i32, 16)), b.CreateBitCast(xq, vi(i32, 16))});
   }
 
-  /// acc[i][r] += (sum over the pair of 32-blocks at blk of (c - zp) * xq) * sw * dx.
   /// The 128-bit lanes of a pair in the order of q4_0PairInterleaved's codes: block 0's elements
   /// 0..15, block 1's 0..15, block 0's 16..31, block 1's 16..31.
   static constexpr int kInterleave[4] = {0, 2, 1, 3};
@@ -961,11 +998,22 @@ private:
     return b.CreateShuffleVector(v, idx);
   }
 
+  /// CT with zero points: [z(block t0) x 8, z(block t1) x 8] (0 for a missing second block).
+  Value *ctPairZero(Unit &t0, Unit *t1) { return concat(splat(8, t0.z), splat(8, t1 ? t1->z : c32(0))); }
+  std::vector<Value *> ctPairZeros(std::vector<Unit> &u0, std::vector<Unit> *u1) {
+    std::vector<Value *> zs;
+    for (size_t r = 0; r < u0.size(); ++r)
+      zs.push_back(ctPairZero(u0[r], u1 ? &(*u1)[r] : nullptr));
+    return zs;
+  }
+
+  /// acc[i][r] += (sum over the pair of 32-blocks at blk of (c - zp) * xq) * sw * dx. With `zs`
+  /// (CT zero points, <16 x i32> per row r) the bias, -sum xq per block, is multiplied by them.
   /// `interleaved`: the pair's codes are in q4_0PairInterleaved's order (int32 lanes 0..3 and
   /// 8..11 block blk, 4..7 and 12..15 block blk + 1); x, its scales and the bias follow.
   void int8PairStep(std::vector<std::vector<AllocaInst *>> &acc, const std::vector<Value *> &xi,
                     Value *blk, std::vector<std::pair<Value *, Value *>> &w, bool single,
-                    bool interleaved = false) {
+                    const std::vector<Value *> *zs = nullptr, bool interleaved = false) {
     const bool zp = zeroPoint8() != 0;
     for (size_t i = 0; i < acc.size(); ++i) {
       // Lanes 0..7: block blk, 8..15: blk + 1 (absent: zero, the last block of an odd count).
@@ -989,7 +1037,8 @@ private:
             bias = b.CreateInsertElement(bias, load(i32, gepB(at, c64(4)), 4), uint64_t(8 * bb + 4));
         }
       for (size_t r = 0; r < w.size(); ++r) {
-        Value *d = b.CreateSIToFP(dot16(bias, w[r].first, xq), vf(16));
+        Value *start = zs ? b.CreateMul(bias, (*zs)[r]) : bias;
+        Value *d = b.CreateSIToFP(dot16(start, w[r].first, xq), vf(16));
         store(fma(d, b.CreateFMul(w[r].second, dx), load(vf(16), acc[i][r], 4)), acc[i][r], 4);
       }
     }
@@ -1096,7 +1145,7 @@ private:
           std::vector<std::pair<Value *, Value *>> w;
           for (int r = 0; r < R; ++r)
             w.push_back(q4_0PairInterleaved(rowB[r], blk));
-          int8PairStep(acc, xi, blk, w, false, true);
+          int8PairStep(acc, xi, blk, w, false, nullptr, true);
           return;
         }
         std::vector<Unit> u0, u1;
@@ -1107,7 +1156,12 @@ private:
         std::vector<std::pair<Value *, Value *>> w;
         for (int r = 0; r < R; ++r)
           w.push_back(int8Pair(u0[r], &u1[r], 0));
-        pairStep(blk, w, false);
+        if (ctAsym()) {
+          std::vector<Value *> zs = ctPairZeros(u0, &u1);
+          int8PairStep(acc, xi, blk, w, false, &zs);
+        } else {
+          pairStep(blk, w, false);
+        }
         if (mins)
           legacyMinStep(macc, xi, blk, u0, &u1);
       }, "u");
@@ -1119,7 +1173,12 @@ private:
         std::vector<std::pair<Value *, Value *>> w;
         for (int r = 0; r < R; ++r)
           w.push_back(int8Pair(u0[r], nullptr, 0));
-        pairStep(blk, w, true);
+        if (ctAsym()) {
+          std::vector<Value *> zs = ctPairZeros(u0, nullptr);
+          int8PairStep(acc, xi, blk, w, true, &zs);
+        } else {
+          pairStep(blk, w, true);
+        }
         if (mins)
           legacyMinStep(macc, xi, blk, u0, nullptr);
       }
@@ -1242,8 +1301,10 @@ private:
   int minSlots() const { return hasMins() ? (halfMins() ? 2 : 1) : 0; }
   int64_t minOff(int hh) const { return 1024 + 128 * nHalves() + 128 * hh; }
   int64_t wideBlockBytes() const {
-    return 1024 + 128 * nHalves() + 128 * minSlots();
+    return wideZeroOffset() + (ctAsym() ? 128 : 0);
   }
+  /// CT with zero points: 32 int32 zeros a block after the scales.
+  int64_t wideZeroOffset() const { return 1024 + 128 * nHalves() + 128 * minSlots(); }
   Value *widePanel(Value *blk, int64_t off) {
     return gepB(Scratch, b.CreateAdd(c64(panelOffset() + off), b.CreateMul(blk, c64(wideBlockBytes()))));
   }
@@ -1291,6 +1352,9 @@ private:
         Unit t0 = setupUnit(rb, row, blk);
         Unit t1 = setupUnit(rb, row, b.CreateAdd(blk, c64(1)));
         put(blk, int8Pair(t0, &t1, 0), true);
+        if (ctAsym())
+          for (int bb = 0; bb < 2; ++bb)
+            store((bb ? t1 : t0).z, gepB(widePanel(b.CreateAdd(blk, c64(bb)), wideZeroOffset()), n4), 4);
         if (legacyMins())
           for (int bb = 0; bb < 2; ++bb)
             store((bb ? t1 : t0).dmin, gepB(widePanel(b.CreateAdd(blk, c64(bb)), 1024 + 128), n4), 4);
@@ -1298,6 +1362,8 @@ private:
       if (nBlk() % 2) {
         Unit t0 = setupUnit(rb, row, c64(nBlk() - 1));
         put(c64(nBlk() - 1), int8Pair(t0, nullptr, 0), false);
+        if (ctAsym())
+          store(t0.z, gepB(widePanel(c64(nBlk() - 1), wideZeroOffset()), n4), 4);
         if (legacyMins())
           store(t0.dmin, gepB(widePanel(c64(nBlk() - 1), 1024 + 128), n4), 4);
       }
@@ -1336,7 +1402,8 @@ private:
           if (zp)
             bias = splat(16, load(i32, gepB(blockDataAt(1, xi[i], blk), c64(4 * hh)), 4));
           for (int v = 0; v < NV; ++v)
-            ia[i][v] = bias;
+            ia[i][v] = ctAsym() ? b.CreateMul(load(vi(i32, 16), widePanel(blk, wideZeroOffset() + v * 64), 4), bias)
+                                : bias;
         }
         for (int k4 = hh * k4PerHalf; k4 < (hh + 1) * k4PerHalf; ++k4) {
           std::vector<Value *> w(NV);
@@ -1559,7 +1626,7 @@ private:
       Value *mEnd = b.CreateSelect(b.CreateICmpSLT(mbEnd, Mrows), mbEnd, Mrows);
       quantizeRows(mb, mEnd);
       auto nTile = [&](Value *n0, int R) {
-        if (panel && !legacyMins() && !newKQuant()) { // Q4_1 / Q5_1 / Q2_K / Q3_K / Q5_K tails: the register tile
+        if (panel && !legacyMins() && !newKQuant() && s_.layout != Layout::CtWna16_4) { // Q4_1 / Q5_1 / Q2_K / Q3_K / Q5_K / CT tails: the register tile (min terms, zeros)
           fillPanel(n0, R);
           mTiles(mb, mEnd, [&](Value *m0, int MR) { int8PanelTile(mb, m0, MR, n0, R); });
           return;
@@ -1597,17 +1664,64 @@ private:
     ColGroup cg;
     const int64_t N = s_.n;
     cg.s = loadScaleVec(P[2], b.CreateAdd(b.CreateMul(g, c64(N)), n), W);
-    if (s_.layout == Layout::Awq4 || s_.zeroPoint) {
-      // qzeros [G', N/8]: words of channels n .. n+W; AWQ interleaved, GPTQ sequential.
-      Value *wIdx = b.CreateAdd(b.CreateMul(g, c64(N / 8)), b.CreateUDiv(n, c64(8)));
-      Value *words = load(vi(i32, W / 8), gep(i32, P[1], wIdx), 1);
-      cg.z = unpackCols(words, W, s_.layout == Layout::Awq4);
+    if ((s_.layout == Layout::Awq4 || s_.zeroPoint) && (s_.bits == 2 || s_.bits == 3)) {
+      cg.z = streamCodes(b.CreateMul(g, c64(N * s_.bits / 32)), n, W);
+      if (s_.gptqV1)
+        cg.z = b.CreateAdd(cg.z, splat(W, c32(1)));
+    } else if (s_.layout == Layout::Awq4 || s_.zeroPoint) {
+      // qzeros [G', N/pf]: words of channels n .. n+W; AWQ interleaved, GPTQ sequential.
+      const int64_t pw = codesPerWord();
+      Value *wIdx = b.CreateAdd(b.CreateMul(g, c64(N / pw)), b.CreateUDiv(n, c64(pw)));
+      Value *words = load(vi(i32, int(W / pw)), gep(i32, P[1], wIdx), 1);
+      cg.z = s_.bits == 4 ? unpackCols(words, W, s_.layout == Layout::Awq4)
+                          : unpackColsBits(words, W, s_.layout == Layout::Awq4);
       if (s_.layout == Layout::Gptq4 && s_.gptqV1)
         cg.z = b.CreateAdd(cg.z, splat(W, c32(1)));
     } else {
-      cg.z = splat(W, c32(8));
+      cg.z = splat(W, c32(symZero()));
     }
     return cg;
+  }
+  /// GPTQ 2 / 3-bit qzeros: <W x i32> codes of channels first .. first+W of the row starting at
+  /// word rowWord (codec::streamGet; 3-bit codes straddle words). The W codes span at most 3
+  /// words from the one holding the first bit; reads are clamped to the qzeros tensor.
+  Value *streamCodes(Value *rowWord, Value *first, int W) {
+    const int64_t N = s_.n, lastWord = (s_.k + s_.group - 1) / s_.group * (N * s_.bits / 32) - 1;
+    Value *bit0 = b.CreateMul(first, c64(s_.bits));
+    Value *w0 = b.CreateAdd(rowWord, b.CreateLShr(bit0, c64(5)));
+    Value *ob = b.CreateTrunc(b.CreateAnd(bit0, c64(31)), i32);
+    std::vector<Value *> words;
+    for (int j = 0; j < 3; ++j) {
+      Value *at = b.CreateAdd(w0, c64(j));
+      at = b.CreateSelect(b.CreateICmpSGT(at, c64(lastWord)), c64(lastWord), at);
+      words.push_back(b.CreateZExt(load(i32, gep(i32, P[1], at), 4), i64));
+    }
+    // pairs[j] = word j | word j+1 << 32, selected per lane by the lane's word index.
+    Value *p0 = splat(W, b.CreateOr(words[0], b.CreateShl(words[1], c64(32))));
+    Value *p1 = splat(W, b.CreateOr(words[1], b.CreateShl(words[2], c64(32))));
+    std::vector<int32_t> lanesBits;
+    for (int l = 0; l < W; ++l)
+      lanesBits.push_back(s_.bits * l);
+    Value *rel = b.CreateAdd(splat(W, ob), constVecI32(lanesBits));
+    Value *widx = b.CreateLShr(rel, splat(W, c32(5)));
+    Value *off = b.CreateZExt(b.CreateAnd(rel, splat(W, c32(31))), vi(i64, W));
+    Value *pair = b.CreateSelect(b.CreateICmpEQ(widx, splat(W, c32(0))), p0, p1);
+    Value *code = b.CreateTrunc(b.CreateLShr(pair, off), vi(i32, W));
+    return b.CreateAnd(code, splat(W, c32(int32_t(codeMask()))));
+  }
+  /// 8-bit (AWQ: byte i of a word holds channel 4c + [0, 2, 1, 3][i], its own inverse; GPTQ:
+  /// sequential) and 2-bit: <W/pf x i32> words packed along N -> <W x i32> codes.
+  static constexpr int kAwqByte[4] = {0, 2, 1, 3};
+  Value *unpackColsBits(Value *words, int W, bool awq) {
+    const int pw = codesPerWord();
+    std::vector<int> mask;
+    std::vector<int32_t> shifts;
+    for (int l = 0; l < W; ++l) {
+      mask.push_back(l / pw);
+      shifts.push_back(s_.bits * (awq ? kAwqByte[l % pw] : l % pw));
+    }
+    Value *v = b.CreateShuffleVector(words, mask);
+    return b.CreateAnd(b.CreateLShr(v, constVecI32(shifts)), splat(W, c32(int32_t(codeMask()))));
   }
   /// <W/8 x i32> words packed along N -> <W x i32> codes in channel order.
   static constexpr int kAwqNibble[8] = {0, 4, 1, 5, 2, 6, 3, 7};
@@ -1838,52 +1952,111 @@ private:
         loop(b.CreateMul(g, c64(G)), b.CreateMul(b.CreateAdd(g, c64(1)), c64(G)), 1, [&](Value *k) {
           std::vector<Value *> w(NV);
           for (int v = 0; v < NV; ++v) {
-            Value *wIdx = b.CreateAdd(b.CreateMul(k, c64(N / 8)), b.CreateUDiv(ns[v], c64(8)));
-            Value *words = load(vi(i32, W / 8), gep(i32, P[0], wIdx), 1);
-            w[v] = colWeights(unpackCols(words, W, true), cg[v], W);
+            const int64_t pw = codesPerWord();
+            Value *wIdx = b.CreateAdd(b.CreateMul(k, c64(N / pw)), b.CreateUDiv(ns[v], c64(pw)));
+            Value *words = load(vi(i32, int(W / pw)), gep(i32, P[0], wIdx), 1);
+            w[v] = colWeights(s_.bits == 4 ? unpackCols(words, W, true) : unpackColsBits(words, W, true),
+                              cg[v], W);
           }
           body(k, w);
         }, "k");
       }, "g");
       return;
     }
-    // GPTQ: qweight [K/8, N]: the word of channel n at row kw holds k = 8kw .. 8kw+7.
-    auto wordRow = [&](Value *kw, std::vector<Value *> &words) {
+    // GPTQ: qweight [K*b/32, N]: a unit of U = 32/b codes along K is one word row (2/4/8-bit);
+    // 3-bit: U = 32 codes in 3 rows, codes 10 and 21 straddling rows (codec::streamGet).
+    const int64_t U = gptqUnitK(), UR = U * s_.bits / 32;
+    auto wordRow = [&](Value *kw, std::vector<std::vector<Value *>> &words) {
       for (int v = 0; v < NV; ++v)
-        words[v] = load(vi(i32, W), gep(i32, P[0], b.CreateAdd(b.CreateMul(kw, c64(N)), ns[v])), 1);
+        for (int64_t r = 0; r < UR; ++r)
+          words[v].push_back(load(vi(i32, W), gep(i32, P[0], b.CreateAdd(
+              b.CreateMul(b.CreateAdd(b.CreateMul(kw, c64(UR)), c64(r)), c64(N)), ns[v])), 1));
     };
-    auto codesAt = [&](Value *words, int j) {
-      return b.CreateAnd(b.CreateLShr(words, splat(W, c32(4 * j))), splat(W, c32(15)));
+    auto codesAt = [&](const std::vector<Value *> &words, int j) {
+      const int bit = s_.bits * j, r = bit / 32, off = bit % 32;
+      Value *v = b.CreateLShr(words[r], splat(W, c32(off)));
+      if (off + s_.bits > 32)
+        v = b.CreateOr(v, b.CreateShl(words[r + 1], splat(W, c32(32 - off))));
+      return b.CreateAnd(v, splat(W, c32(int32_t(codeMask()))));
     };
-    if (!s_.gIdx && G % 8 == 0) {
+    auto groupOfK = [&](Value *k) {
+      return s_.gIdx ? b.CreateSExt(load(i32, gep(i32, P[3], k), 1), i64) : b.CreateUDiv(k, c64(G));
+    };
+    if (s_.bits == 2 || s_.bits == 3) {
+      // 2 / 3-bit: one k per iteration, its bit offset in the column's stream at run time
+      // (unrolling a 16 / 32-code unit made 4-8x larger kernels: compile time).
+      auto codeAtK = [&](Value *k, std::vector<Value *> &codes) {
+        Value *bit = b.CreateMul(k, c64(s_.bits));
+        Value *r = b.CreateLShr(bit, c64(5));
+        Value *off = b.CreateTrunc(b.CreateAnd(bit, c64(31)), i32);
+        Value *straddles = b.CreateICmpUGT(b.CreateAdd(off, c32(s_.bits)), c32(32));
+        Value *r1 = b.CreateSelect(straddles, b.CreateAdd(r, c64(1)), r); // never past qweight
+        Value *offHi = b.CreateAnd(b.CreateSub(c32(32), off), c32(31));
+        for (int v = 0; v < NV; ++v) {
+          Value *lo = load(vi(i32, W), gep(i32, P[0], b.CreateAdd(b.CreateMul(r, c64(N)), ns[v])), 1);
+          Value *hi = load(vi(i32, W), gep(i32, P[0], b.CreateAdd(b.CreateMul(r1, c64(N)), ns[v])), 1);
+          Value *code = b.CreateLShr(lo, splat(W, off));
+          code = b.CreateOr(code, b.CreateSelect(straddles, b.CreateShl(hi, splat(W, offHi)),
+                                                 Constant::getNullValue(vi(i32, W))));
+          codes[v] = b.CreateAnd(code, splat(W, c32(int32_t(codeMask()))));
+        }
+      };
+      if (!s_.gIdx) { // groups in order (the last one short when K % G): zeros / scales per group
+        loop(c64(0), c64((K + G - 1) / G), 1, [&](Value *g) {
+          std::vector<ColGroup> cg;
+          for (int v = 0; v < NV; ++v)
+            cg.push_back(colGroup(g, ns[v], W));
+          Value *kEnd = b.CreateMul(b.CreateAdd(g, c64(1)), c64(G));
+          kEnd = b.CreateSelect(b.CreateICmpSLT(kEnd, c64(K)), kEnd, c64(K));
+          loop(b.CreateMul(g, c64(G)), kEnd, 1, [&](Value *k) {
+            std::vector<Value *> codes(NV), w(NV);
+            codeAtK(k, codes);
+            for (int v = 0; v < NV; ++v)
+              w[v] = colWeights(codes[v], cg[v], W);
+            body(k, w);
+          }, "k");
+        }, "g");
+        return;
+      }
+      loop(c64(0), c64(K), 1, [&](Value *k) { // g_idx: the group of every k
+        Value *g = groupOfK(k);
+        std::vector<Value *> codes(NV), w(NV);
+        codeAtK(k, codes);
+        for (int v = 0; v < NV; ++v)
+          w[v] = colWeights(codes[v], colGroup(g, ns[v], W), W);
+        body(k, w);
+      }, "k");
+      return;
+    }
+    if (!s_.gIdx && G % U == 0) {
       auto groupRange = [&](Value *g, Value *kwBegin, Value *kwEnd) {
         std::vector<ColGroup> cg;
         for (int v = 0; v < NV; ++v)
           cg.push_back(colGroup(g, ns[v], W));
         loop(kwBegin, kwEnd, 1, [&](Value *kw) {
-          std::vector<Value *> words(NV);
+          std::vector<std::vector<Value *>> words(NV);
           wordRow(kw, words);
-          for (int j = 0; j < 8; ++j) {
+          for (int j = 0; j < U; ++j) {
             std::vector<Value *> w(NV);
             for (int v = 0; v < NV; ++v)
               w[v] = colWeights(codesAt(words[v], j), cg[v], W);
-            body(b.CreateAdd(b.CreateMul(kw, c64(8)), c64(j)), w);
+            body(b.CreateAdd(b.CreateMul(kw, c64(U)), c64(j)), w);
           }
         }, "kw");
       };
       loop(c64(0), c64(K / G), 1, [&](Value *g) {
-        groupRange(g, b.CreateMul(g, c64(G / 8)), b.CreateMul(b.CreateAdd(g, c64(1)), c64(G / 8)));
+        groupRange(g, b.CreateMul(g, c64(G / U)), b.CreateMul(b.CreateAdd(g, c64(1)), c64(G / U)));
       }, "g");
       if (K % G)
-        groupRange(c64(K / G), c64(K / G * G / 8), c64(K / 8));
+        groupRange(c64(K / G), c64(K / G * G / U), c64(K / U));
       return;
     }
-    // Generic: the group of every k (g_idx, or groups not aligned to the 8 codes of a word).
-    loop(c64(0), c64(K / 8), 1, [&](Value *kw) {
-      std::vector<Value *> words(NV);
+    // Generic: the group of every k (g_idx, or groups not aligned to the U codes of a unit).
+    loop(c64(0), c64(K / U), 1, [&](Value *kw) {
+      std::vector<std::vector<Value *>> words(NV);
       wordRow(kw, words);
-      for (int j = 0; j < 8; ++j) {
-        Value *k = b.CreateAdd(b.CreateMul(kw, c64(8)), c64(j));
+      for (int j = 0; j < U; ++j) {
+        Value *k = b.CreateAdd(b.CreateMul(kw, c64(U)), c64(j));
         Value *g = s_.gIdx ? b.CreateSExt(load(i32, gep(i32, P[3], k), 1), i64)
                            : b.CreateUDiv(k, c64(G));
         std::vector<Value *> w(NV);
@@ -1957,9 +2130,11 @@ private:
                       [&](Value *n0) { nTile(n0, kColsNV, W); }, "n4");
       if (s_.n % (kColsNV * W) >= W)
         n = loop(n, b.CreateSub(NE, c64(W - 1)), W, [&](Value *n0) { nTile(n0, 1, W); }, "n1");
-      if (W > 8 && s_.n % W)
+      if (W > 8 && s_.n % W >= 8)
         n = loop(n, b.CreateSub(NE, c64(7)), 8, [&](Value *n0) { nTile(n0, 1, 8); }, "n8");
-      if (s_.n % 8) // NPU int8: any N
+      if (s_.n % 8 && s_.layout != Layout::NpuW8) // AWQ / GPTQ 8-bit: N is a multiple of 4 only
+        loop(n, NE, 4, [&](Value *n0) { nTile(n0, 1, 4); }, "n4t");
+      else if (s_.n % 8) // NPU int8: any N
         loop(n, NE, 1, [&](Value *n0) { nTile(n0, 1, 1); }, "nt");
       return;
     }
@@ -1973,9 +2148,11 @@ private:
         mTiles(mb, mEnd, [&](Value *m0, int MR) { colsSlabTile(m0, MR, n0, w); });
       };
       Value *n = loop(NB, b.CreateSub(NE, c64(W - 1)), W, [&](Value *n0) { nTile(n0, W); }, "n1");
-      if (W > 8)
+      if (W > 8 && s_.n % W >= 8)
         n = loop(n, b.CreateSub(NE, c64(7)), 8, [&](Value *n0) { nTile(n0, 8); }, "n8");
-      if (s_.n % 8) // NPU int8: any N
+      if (s_.n % 8 && s_.layout != Layout::NpuW8) // AWQ / GPTQ 8-bit: N is a multiple of 4 only
+        loop(n, NE, 4, [&](Value *n0) { nTile(n0, 4); }, "n4t");
+      else if (s_.n % 8) // NPU int8: any N
         loop(n, NE, 1, [&](Value *n0) { nTile(n0, 1); }, "nt");
     }, "mb");
   }
@@ -2018,6 +2195,34 @@ private:
         Value *w = load(vi(i32, 16), gep(i32, at, c64(16 * r)), 4);
         words.push_back(b.CreateAnd(w, mask));
         words.push_back(b.CreateAnd(b.CreateLShr(w, splat(16, c32(4))), mask));
+      }
+      return words;
+    }
+    if (s_.bits == 8 && s_.layout == Layout::Gptq4) {
+      // qweight [K/4, N]: row 8 blk + j holds k = 32 blk + 4j .. +3 of each channel as bytes,
+      // an operand as it stands (xq in natural order for 8-bit).
+      for (int j = 0; j < 8; ++j) {
+        Value *kw = b.CreateAdd(b.CreateMul(blk, c64(8)), c64(j));
+        words.push_back(widen16(load(vi(i32, W), gep(i32, P[0], b.CreateAdd(b.CreateMul(kw, c64(N)), n)), 1), W));
+      }
+      return words;
+    }
+    if (s_.bits == 8) {
+      // AWQ 8-bit: qweight [K, N/4], byte [0, 2, 1, 3][c % 4] of word c / 4 is channel c. Word j
+      // of channel c = its bytes in k rows 4j .. 4j+3: the 4 rows' W bytes, one byte permute.
+      for (int j = 0; j < 8; ++j) {
+        std::vector<Value *> rows;
+        for (int p = 0; p < 4; ++p) {
+          Value *k = b.CreateAdd(b.CreateMul(blk, c64(32)), c64(4 * j + p));
+          rows.push_back(load(vi(i32, W / 4), gep(i32, P[0], b.CreateAdd(b.CreateMul(k, c64(N / 4)),
+                                                                          b.CreateUDiv(n, c64(4)))), 1));
+        }
+        Value *bytes = b.CreateBitCast(concat(concat(rows[0], rows[1]), concat(rows[2], rows[3])), vi(i8, 4 * W));
+        std::vector<int> idx;
+        for (int c = 0; c < W; ++c)
+          for (int p = 0; p < 4; ++p)
+            idx.push_back(p * W + c / 4 * 4 + kAwqByte[c % 4]);
+        words.push_back(widen16(b.CreateBitCast(b.CreateShuffleVector(bytes, idx), vi(i32, W)), W));
       }
       return words;
     }
@@ -2121,7 +2326,7 @@ private:
   /// for AWQ where the tile allows.
   void colsInt8CodesFor(Value *blk, Value *n0, int v, int NV, int W, std::vector<std::vector<Value *>> &codes) {
     Value *n = b.CreateAdd(n0, c64(16 * v));
-    if (s_.layout == Layout::Awq4 && !colsPacked() && W == 16 && v + 1 < NV) {
+    if (s_.layout == Layout::Awq4 && s_.bits == 4 && !colsPacked() && W == 16 && v + 1 < NV) {
       std::vector<Value *> w = awqCodes32(blk, n);
       codes[v].assign(w.begin(), w.begin() + 8);
       codes[v + 1].assign(w.begin() + 8, w.end());
@@ -2146,10 +2351,10 @@ private:
     }
     const int64_t N = s_.n, channels = int64_t(NV - 1) * 16 + W;
     const bool awq = s_.layout == Layout::Awq4;
-    const int rows = awq ? 32 : 4;          // qweight rows per 32-block
-    const int64_t rowBytes = awq ? N / 2 : 4 * N;
-    Value *colByte = awq ? b.CreateUDiv(n0, c64(2)) : b.CreateMul(n0, c64(4));
-    const int64_t lineSpan = awq ? channels / 2 : channels * 4; // the tile's bytes of a row
+    const int rows = awq ? 32 : s_.bits;    // qweight rows per 32-block
+    const int64_t rowBytes = awq ? N * s_.bits / 8 : 4 * N;
+    Value *colByte = awq ? b.CreateUDiv(b.CreateMul(n0, c64(s_.bits)), c64(8)) : b.CreateMul(n0, c64(4));
+    const int64_t lineSpan = awq ? channels * s_.bits / 8 : channels * 4; // the tile's bytes of a row
     Value *row0 = b.CreateMul(b.CreateAdd(blk, c64(kPrefetchBlocks)), c64(rows));
     for (int r = 0; r < rows; ++r)
       for (int64_t off = 0; off < lineSpan; off += 64) {
@@ -2251,7 +2456,7 @@ private:
     // qweight row (K rows N/2 bytes apart: half-line tiles read every line twice, from DRAM),
     // with m-tiles of 2 rows to stay within the 32 vector registers.
     const int NT = int(s_.threadAlign() / 16);
-    const int MR = s_.layout == Layout::Awq4 && !colsPacked() && s_.mclass == MClass::Gemv ? 2 : 4;
+    const int MR = s_.layout == Layout::Awq4 && s_.bits == 4 && !colsPacked() && s_.mclass == MClass::Gemv ? 2 : 4;
     loop(c64(0), Mrows, qRows(), [&](Value *mb) {
       Value *mbEnd = b.CreateAdd(mb, c64(qRows()));
       Value *mEnd = b.CreateSelect(b.CreateICmpSLT(mbEnd, Mrows), mbEnd, Mrows);
@@ -2268,8 +2473,10 @@ private:
                       [&](Value *n0) { nTile(n0, NT, 16); }, "nt");
       if (s_.n % (NT * 16) >= 16)
         n = loop(n, b.CreateSub(NE, c64(15)), 16, [&](Value *n0) { nTile(n0, 1, 16); }, "n16");
-      if (s_.n % 16)
-        loop(n, NE, 8, [&](Value *n0) { nTile(n0, 1, 8); }, "n8");
+      if (s_.n % 16 >= 8)
+        n = loop(n, b.CreateSub(NE, c64(7)), 8, [&](Value *n0) { nTile(n0, 1, 8); }, "n8");
+      if (s_.n % 8) // 8-bit: N is a multiple of 4 only
+        loop(n, NE, 4, [&](Value *n0) { nTile(n0, 1, 4); }, "n4t");
     }, "mb");
   }
 

@@ -32,7 +32,7 @@ Packing KernelSpec::packing() const {
     return Packing::Rows;
   if (layout == Layout::GgufQ4_0 || layout == Layout::GgufQ4_K)
     return n % 32 == 0 ? Packing::Channels16 : Packing::Rows;
-  if (layout == Layout::Awq4 || layout == Layout::Gptq4)
+  if ((layout == Layout::Awq4 || layout == Layout::Gptq4) && bits == 4)
     return n % 16 == 0 ? Packing::Channels16 : Packing::Rows;
   return Packing::Rows;
 }
@@ -62,8 +62,18 @@ static const char *layoutName(Layout l) {
   return "?";
 }
 
+/// "awq4" / "gptq3" / "ct8": the packing's name with the spec's width.
+static std::string layoutKeyName(Layout l, int bits) {
+  switch (l) {
+  case Layout::Awq4: return "awq" + std::to_string(bits);
+  case Layout::Gptq4: return "gptq" + std::to_string(bits);
+  case Layout::CtWna16_4: return "ct" + std::to_string(bits);
+  default: return layoutName(l);
+  }
+}
+
 std::string KernelSpec::key() const {
-  std::string s = layoutName(layout);
+  std::string s = layoutKeyName(layout, bits);
   if (family() == Family::ColsN || layout == Layout::CtWna16_4) {
     s += ".g" + std::to_string(group);
     s += zeroPoint ? ".asym" : ".sym";
@@ -102,7 +112,9 @@ bool KernelSpec::int8Capable() const {
     return k % kActBlock == 0;
   case Layout::Awq4:
   case Layout::Gptq4: // one group per 32-block of K; act-order (g_idx) keeps f32
-    return k % kActBlock == 0 && group % kActBlock == 0 && !gIdx;
+    return k % kActBlock == 0 && group % kActBlock == 0 && !gIdx && (bits == 4 || bits == 8);
+  case Layout::CtWna16_4: // the GGUF pair / wide-panel path with a per-channel zero
+    return k % kActBlock == 0 && group % kActBlock == 0 && !gIdx && (bits == 4 || bits == 8);
   case Layout::W8a8: // any K whose int32 sum of K products 127 * 128 cannot overflow
     return k <= INT32_MAX / (127 * 128);
   default:
@@ -196,7 +208,7 @@ int64_t KernelSpec::threadAlign() const {
     return gemvThreadAlign();
   if (family() == Family::ColsN && act == Activations::Int8) // 16-channel vectors: 8 / 4 / 2
     return mclass == MClass::Gemm ? 32
-           : layout == Layout::Awq4 && packing() == Packing::Rows ? 128 : 64;
+           : layout == Layout::Awq4 && bits == 4 && packing() == Packing::Rows ? 128 : 64;
   if (family() == Family::ColsN) // gemv: kColsNV column vectors a tile
     return std::max<int64_t>(lanes(), 8) * (mclass == MClass::Gemv ? 4 : 1);
   if (act == Activations::Int8 && mclass == MClass::Gemm)
@@ -305,7 +317,7 @@ SpecOrReason specForWeightType(const WeightType &t,
   } else if (m == "awq") {
     s.layout = Layout::Awq4;
     s.bits = int(t.intParam("bits"));
-    if (s.bits != 4) {
+    if (s.bits != 4 && s.bits != 8) {
       r.reason = "awq " + std::to_string(s.bits) + "-bit has no JIT kernel yet";
       return r;
     }
@@ -316,7 +328,7 @@ SpecOrReason specForWeightType(const WeightType &t,
   } else if (m == "gptq") {
     s.layout = Layout::Gptq4;
     s.bits = int(t.intParam("bits"));
-    if (s.bits != 4) {
+    if (s.bits != 2 && s.bits != 3 && s.bits != 4 && s.bits != 8) {
       r.reason = "gptq " + std::to_string(s.bits) + "-bit has no JIT kernel yet";
       return r;
     }
@@ -329,7 +341,7 @@ SpecOrReason specForWeightType(const WeightType &t,
   } else if (m == "ct_wna16") {
     s.layout = Layout::CtWna16_4;
     s.bits = int(t.intParam("bits"));
-    if (s.bits != 4) {
+    if (s.bits != 4 && s.bits != 8) {
       r.reason = "ct_wna16 " + std::to_string(s.bits) + "-bit has no JIT kernel yet";
       return r;
     }

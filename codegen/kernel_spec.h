@@ -27,9 +27,10 @@ enum class Layout {
   GgufQ2_K, ///< GGUF rows of Q2_K super-blocks (256, 16 sub-blocks with 4-bit scale / min)
   GgufQ3_K, ///< GGUF rows of Q3_K super-blocks (256, 16 sub-blocks with 6-bit signed scales)
   GgufQ5_K, ///< GGUF rows of Q5_K super-blocks (256, 8 sub-blocks with 6-bit scale / min)
-  Awq4,     ///< AutoAWQ GEMM 4-bit: qweight [K, N/8] interleaved along N, qzeros, scales [K/G, N]
-  Gptq4,    ///< GPTQ 4-bit: qweight [K/8, N] along K, qzeros [G', N/8], scales [G', N], g_idx
-  CtWna16_4, ///< compressed-tensors pack-quantized 4-bit: weight_packed [N, ceil(K/8)]
+  // The next three name a packing; KernelSpec::bits selects the width (key "awq8", "gptq3", ...).
+  Awq4,     ///< AutoAWQ GEMM (bits 4, 8): qweight [K, N/pf] interleaved along N, qzeros, scales [K/G, N]
+  Gptq4,    ///< GPTQ (bits 2, 3, 4, 8): qweight [K*b/32, N] along K, qzeros [G', N*b/32], scales, g_idx
+  CtWna16_4, ///< compressed-tensors pack-quantized (bits 4, 8): weight_packed [N, ceil(K/pf)]
   W8a8,     ///< vllm-ascend W8A8_DYNAMIC: int8 weight [N, K], weight_scale [N, 1]; int8 kernels
             ///< quantize x per token (row), not per 32-block
   Marlin,    ///< !marlin 4 / 8-bit: qweight [K/16, N*16/pf] in 16x64 tiles, permuted scales /
@@ -109,9 +110,10 @@ struct KernelSpec {
   /// Resolves vectorWidth 0 to the host's.
   int lanes() const;
   /// Whether an int8-activation kernel exists for this specialisation (on any host): every GGUF
-  /// quantized type with K % 32 == 0; AWQ / GPTQ 4-bit with K and the group multiples of 32
-  /// and no g_idx (act-order keeps f32 activations); W8A8 for every K of the type (its int8
-  /// kernels quantize x per token, as the scheme, not per 32-block).
+  /// quantized type with K % 32 == 0; AWQ / GPTQ 4- and 8-bit and compressed-tensors 4- and 8-bit
+  /// with K and the group multiples of 32 and no g_idx (act-order keeps f32 activations); W8A8
+  /// for every K of the type (its int8 kernels quantize x per token, as the scheme, not per
+  /// 32-block).
   bool int8Capable() const;
   /// Whether an f32-activation kernel exists (every layout has one now).
   bool f32Capable() const;

@@ -312,18 +312,18 @@ TEST(CodegenCache, SameSpecCompilesOnce) {
 }
 
 TEST(CodegenSpec, UnsupportedLayoutsSayWhy) {
-  WeightType awq8 = makeType("awq", {{"bits", Attribute(int64_t(8))},
-                                     {"group", Attribute(int64_t(128))},
+  // Every quantized layout the importers produce has a kernel; a hand-written f16 GGUF weight
+  // (the importer makes those dense) says why it has none.
+  WeightType f16 = makeType("gguf", {{"type", Attribute::ident("F16")},
                                      {"shape", Attribute(std::vector<int64_t>{8, 256})}});
-  auto r = codegen::specForWeightType(awq8, {});
+  auto r = codegen::specForWeightType(f16, {});
   EXPECT_FALSE(r.spec.has_value());
-  EXPECT_EQ(r.reason, "awq 8-bit has no JIT kernel yet");
+  EXPECT_EQ(r.reason, "gguf F16 is not block-quantized (the GGUF importer makes it a dense tensor)");
 }
 
 TEST(CodegenSpec, Int8OnlyWhereThereIsAKernel) {
-  // Compressed-tensors has f32 kernels only: asking for int8 activations is an error naming
-  // the kernel.
-  TestWeight a = ctWeight(37, 256, 32, false, false, false, 1);
+  // GPTQ 3-bit has f32 kernels only: asking for int8 activations is an error naming the kernel.
+  TestWeight a = gptqWeightBits(3, 64, 256, 32, false, false, false, ElemKind::F16, 1);
   KernelSpec s = *codegen::specForWeightType(a.type, a.elems()).spec;
   EXPECT_EQ(s.act, codegen::Activations::F32);
   s.act = codegen::Activations::Int8;

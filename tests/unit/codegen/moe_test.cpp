@@ -340,6 +340,17 @@ TEST(CodegenMoe, CompressedTensors) {
   runCase({"ct", mk13, mk2, 100, 48});
 }
 
+TEST(CodegenMoe, EightBit) {
+  auto awq8 = [](int64_t n, int64_t k, uint32_t seed) {
+    return awqWeightBits(8, n, k, 32, ElemKind::F16, seed);
+  };
+  runCase({"awq 8-bit g32", awq8, awq8, 128, 96});
+  auto ct8 = [](int64_t n, int64_t k, uint32_t seed) {
+    return ctWeightBits(8, n, k, 32, false, false, false, seed);
+  };
+  runCase({"ct 8-bit asym g32", ct8, ct8, 128, 96});
+}
+
 /// The unfused form (gate, up, down: as checkpoints store experts) with gelu, no renormalization,
 /// top_k = 3 of 6 experts, written directly as cpu.moe.
 TEST(CodegenMoe, UnfusedGelu) {

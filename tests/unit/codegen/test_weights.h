@@ -198,6 +198,80 @@ inline TestWeight w8a8Weight(int64_t n, int64_t k, ElemKind se, uint32_t seed) {
   return t;
 }
 
+/// AWQ with any width the type accepts (4, 8).
+inline TestWeight awqWeightBits(int bits, int64_t n, int64_t k, int64_t g, ElemKind se, uint32_t seed) {
+  TestWeight t;
+  t.type = makeType("awq", {{"bits", Attribute(int64_t(bits))},
+                            {"group", Attribute(g)},
+                            {"shape", Attribute(std::vector<int64_t>{n, k})}});
+  std::vector<float> w = randomVec(n * k, seed, 0.05f);
+  awq::Checkpoint c = awq::quantize(w, k, n, g, bits);
+  t.parts["qweight"] = {ElemKind::I32, bytesOf(c.qweight)};
+  t.parts["qzeros"] = {ElemKind::I32, bytesOf(c.qzeros)};
+  t.parts["scales"] = scalesAs(c.scales, se);
+  return t;
+}
+
+/// GPTQ with any width the type accepts (2, 3, 4, 8).
+inline TestWeight gptqWeightBits(int bits, int64_t n, int64_t k, int64_t g, bool sym, bool v1,
+                                 bool descAct, ElemKind se, uint32_t seed) {
+  TestWeight t;
+  t.type = makeType("gptq", {{"bits", Attribute(int64_t(bits))},
+                             {"group", Attribute(g)},
+                             {"sym", Attribute(sym)},
+                             {"format", Attribute::ident(v1 ? "v1" : "v2")},
+                             {"desc_act", Attribute(descAct)},
+                             {"shape", Attribute(std::vector<int64_t>{n, k})}});
+  std::vector<float> w = randomVec(n * k, seed, 0.05f);
+  gptq::Config cfg;
+  cfg.bits = bits;
+  cfg.groupSize = g;
+  cfg.sym = sym;
+  cfg.format = v1 ? gptq::Format::V1 : gptq::Format::V2;
+  std::vector<int32_t> perm = descAct ? permutation(k, seed + 1) : std::vector<int32_t>{};
+  gptq::Checkpoint c = gptq::quantize(w, k, n, cfg, perm);
+  t.parts["qweight"] = {ElemKind::I32, bytesOf(c.qweight)};
+  t.parts["qzeros"] = {ElemKind::I32, bytesOf(c.qzeros)};
+  t.parts["scales"] = scalesAs(c.scales, se);
+  if (descAct)
+    t.parts["g_idx"] = {ElemKind::I32, bytesOf(c.gIdx)};
+  return t;
+}
+
+/// Compressed-tensors WNA16 with any width the type accepts (4, 8); g = 0: channel strategy.
+inline TestWeight ctWeightBits(int bits, int64_t n, int64_t k, int64_t g, bool sym, bool actorder,
+                               bool bf16, uint32_t seed) {
+  TestWeight t;
+  AttrDict p{{"bits", Attribute(int64_t(bits))},
+             {"symmetric", Attribute(sym)},
+             {"shape", Attribute(std::vector<int64_t>{n, k})}};
+  ct::Config cfg;
+  cfg.bits = bits;
+  cfg.symmetric = sym;
+  cfg.scaleType = bf16 ? ct::ScaleType::BF16 : ct::ScaleType::F16;
+  if (g == 0) {
+    p["strategy"] = Attribute::ident("channel");
+    cfg.strategy = ct::Strategy::Channel;
+    cfg.groupSize = 0;
+  } else {
+    p["group"] = Attribute(g);
+    cfg.groupSize = g;
+  }
+  if (actorder)
+    p["actorder"] = Attribute::ident("group");
+  t.type = makeType("ct_wna16", p);
+  std::vector<float> w = randomVec(n * k, seed, 0.05f);
+  std::vector<int32_t> perm = actorder ? permutation(k, seed + 1) : std::vector<int32_t>{};
+  ct::Checkpoint c = ct::quantize(w, k, n, cfg, perm);
+  t.parts["weight_packed"] = {ElemKind::I32, bytesOf(c.weightPacked)};
+  t.parts["weight_scale"] = {bf16 ? ElemKind::BF16 : ElemKind::F16, bytesOf(c.weightScale)};
+  if (!sym)
+    t.parts["weight_zero_point"] = {ElemKind::I32, bytesOf(c.weightZeroPoint)};
+  if (actorder)
+    t.parts["weight_g_idx"] = {ElemKind::I32, bytesOf(c.weightGIdx)};
+  return t;
+}
+
 inline double gamma(int64_t d) {
   const double u = std::ldexp(1.0, -24);
   return double(d) * u / (1.0 - double(d) * u);
