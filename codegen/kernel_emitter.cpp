@@ -1371,6 +1371,20 @@ private:
   }
 
   /// Rows [m0, m0+MR) x channels [n0, n0 + kWideN) on the wide panel.
+  /// Lanes = channels tiles: y[m0 + i, n0 + 16 v ..] = acc[i][v] (- macc[i][v]), as vectors.
+  void storeLaneTiles(std::vector<std::vector<AllocaInst *>> &acc,
+                      std::vector<std::vector<AllocaInst *>> *macc, Value *m0, Value *n0) {
+    for (size_t i = 0; i < acc.size(); ++i)
+      for (size_t v = 0; v < acc[i].size(); ++v) {
+        Value *r = load(vf(16), acc[i][v], 4);
+        if (macc)
+          r = b.CreateFSub(r, load(vf(16), (*macc)[i][v], 4));
+        Value *yi = b.CreateAdd(b.CreateMul(b.CreateAdd(m0, c64(int64_t(i))), c64(s_.n)),
+                                b.CreateAdd(n0, c64(16 * int64_t(v))));
+        store(r, gep(f32, Y, yi), 4);
+      }
+  }
+
   void wideTile(Value *mb, Value *m0, int MR, Value *n0) {
     const int NV = int(kWideN / 16);
     const bool mins = hasMins();
@@ -1435,15 +1449,7 @@ private:
           }
         }
     }, "wb");
-    for (int i = 0; i < MR; ++i)
-      for (int v = 0; v < NV; ++v) {
-        Value *r = load(vf(16), acc[i][v], 4);
-        if (mins)
-          r = b.CreateFSub(r, load(vf(16), macc[i][v], 4));
-        Value *yi = b.CreateAdd(b.CreateMul(b.CreateAdd(m0, c64(i)), c64(s_.n)),
-                                b.CreateAdd(n0, c64(16 * v)));
-        store(r, gep(f32, Y, yi), 4);
-      }
+    storeLaneTiles(acc, mins ? &macc : nullptr, m0, n0);
   }
 
   // ---- Packing::Channels16 (GGUF Q4_0 / Q4_K re-laid-out at load, codegen/repack.h) ---------
@@ -1566,15 +1572,7 @@ private:
         });
       }
     }, "cu");
-    for (int i = 0; i < MR; ++i)
-      for (int g = 0; g < NG; ++g) {
-        Value *r = load(vf(16), acc[i][g], 4);
-        if (mins)
-          r = b.CreateFSub(r, load(vf(16), macc[i][g], 4));
-        Value *yi = b.CreateAdd(b.CreateMul(b.CreateAdd(m0, c64(i)), c64(s_.n)),
-                                b.CreateAdd(n0, c64(16 * g)));
-        store(r, gep(f32, Y, yi), 4);
-      }
+    storeLaneTiles(acc, mins ? &macc : nullptr, m0, n0);
   }
 
   /// gemm: the wide panel of channels [n0, n0 + 32) from the re-laid-out weights (vector moves

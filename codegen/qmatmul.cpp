@@ -31,6 +31,23 @@ llvm::Error runQMatmul(KernelSpec spec, const uint8_t *const *parts, const float
   int64_t tilesPerChunk = (tiles + chunks - 1) / chunks;
   chunks = (tiles + tilesPerChunk - 1) / tilesPerChunk;
   const int64_t scratch = spec.scratchFloats();
+  // Int8 gemm with whole m-blocks for every thread: split M instead (in m-blocks, so each output
+  // sees the same blocking and instructions as single-threaded). Each m-block's x is then
+  // quantized once, not once per thread, and the panel fills are the same in number.
+  const int64_t mBlock = spec.int8RowsPerBlock(), mBlocks = (m + mBlock - 1) / mBlock;
+  if (spec.act == Activations::Int8 && spec.mclass == MClass::Gemm && threads > 1 && pool &&
+      mBlocks >= int64_t(threads)) {
+    const int64_t perChunk = (mBlocks + threads - 1) / threads;
+    const int64_t mChunks = (mBlocks + perChunk - 1) / perChunk;
+    pool->parallelFor(mChunks, [&](int64_t c, unsigned) {
+      thread_local std::vector<float> buf;
+      if (int64_t(buf.size()) < scratch)
+        buf.resize(size_t(scratch));
+      const int64_t m0 = c * perChunk * mBlock, m1 = std::min(m, (c + 1) * perChunk * mBlock);
+      fn(x + m0 * spec.k, m1 - m0, parts, y + m0 * n, 0, n, buf.data());
+    });
+    return llvm::Error::success();
+  }
   auto body = [&](int64_t c, unsigned) {
     thread_local std::vector<float> buf;
     if (int64_t(buf.size()) < scratch)

@@ -166,10 +166,8 @@ llvm::Error CpuExecutor::qmatmul(const Operation &op, const Prepared &p, const T
   return llvm::Error::success();
 }
 
-llvm::Expected<bool> CpuExecutor::moe(const Operation &op, const std::vector<const Tensor *> &ins,
-                                      std::vector<Tensor> &outs) {
-  const bool unfused = op.symbols().size() == 3;
-  std::vector<const Prepared *> ps;
+llvm::Expected<bool> CpuExecutor::expertWeights(const Operation &op,
+                                                std::vector<codegen::ExpertWeight> &ws) {
   for (const std::string &name : op.symbols()) {
     const Weight *w = m_.lookupWeight(name);
     if (!w)
@@ -183,15 +181,20 @@ llvm::Expected<bool> CpuExecutor::moe(const Operation &op, const std::vector<con
     }
     if ((*p)->experts <= 0)
       return opError(op, "weight @" + name + " is not expert-stacked");
-    ps.push_back(*p);
+    ws.push_back(codegen::ExpertWeight::stacked((*p)->spec, (*p)->experts, (*p)->ptrs, (*p)->strides));
   }
-  auto stacked = [](const Prepared &p) {
-    return codegen::ExpertWeight::stacked(p.spec, p.experts, p.ptrs, p.strides);
-  };
-  codegen::ExpertWeight w13 = stacked(*ps[0]), w2 = stacked(*ps[unfused ? 2 : 1]);
-  std::optional<codegen::ExpertWeight> upW;
-  if (unfused)
-    upW = stacked(*ps[1]);
+  return true;
+}
+
+llvm::Expected<bool> CpuExecutor::moe(const Operation &op, const std::vector<const Tensor *> &ins,
+                                      std::vector<Tensor> &outs) {
+  const bool unfused = op.symbols().size() == 3;
+  std::vector<codegen::ExpertWeight> ws;
+  auto have = expertWeights(op, ws);
+  if (!have || !*have)
+    return have;
+  const codegen::ExpertWeight &w13 = ws[0], &w2 = ws[unfused ? 2 : 1];
+  const codegen::ExpertWeight *upW = unfused ? &ws[1] : nullptr;
   const Tensor &x = *ins[0], &logits = *ins[1];
   if (x.shape().size() != 2 || x.shape()[1] != w13.spec.k || logits.shape().size() != 2 ||
       logits.shape()[0] != x.shape()[0] || logits.shape()[1] != w13.experts)
@@ -205,7 +208,7 @@ llvm::Expected<bool> CpuExecutor::moe(const Operation &op, const std::vector<con
   cfg.gelu = act && act->getIdent() == "gelu";
   int64_t t = x.shape()[0], h = x.shape()[1];
   std::vector<float> xf = x.toF32(), lf = logits.toF32(), y(size_t(t * h));
-  if (llvm::Error e = codegen::runMoe(w13, upW ? &*upW : nullptr, w2, cfg, xf.data(), lf.data(), t,
+  if (llvm::Error e = codegen::runMoe(w13, upW, w2, cfg, xf.data(), lf.data(), t,
                                       y.data(), pool_))
     return opError(op, llvm::toString(std::move(e)));
   outs.push_back(Tensor::fromF32As(op.result(0)->type().elem, {t, h}, y));
@@ -215,26 +218,11 @@ llvm::Expected<bool> CpuExecutor::moe(const Operation &op, const std::vector<con
 llvm::Expected<bool> CpuExecutor::fusedExperts(const Operation &op,
                                                const std::vector<const Tensor *> &ins,
                                                std::vector<Tensor> &outs) {
-  std::vector<const Prepared *> ps;
-  for (const std::string &name : op.symbols()) {
-    const Weight *w = m_.lookupWeight(name);
-    if (!w)
-      return opError(op, "names no weight @" + name);
-    auto p = prepare(op, *w);
-    if (!p)
-      return p.takeError();
-    if (!*p) {
-      note(op.name(), op.name() + " ops with a weight without a JIT kernel run through the reference");
-      return false;
-    }
-    if ((*p)->experts <= 0)
-      return opError(op, "weight @" + name + " is not expert-stacked");
-    ps.push_back(*p);
-  }
-  auto stacked = [](const Prepared &p) {
-    return codegen::ExpertWeight::stacked(p.spec, p.experts, p.ptrs, p.strides);
-  };
-  codegen::ExpertWeight w13 = stacked(*ps[0]), w2 = stacked(*ps[1]);
+  std::vector<codegen::ExpertWeight> ws;
+  auto have = expertWeights(op, ws);
+  if (!have || !*have)
+    return have;
+  const codegen::ExpertWeight &w13 = ws[0], &w2 = ws[1];
   const Tensor &x = *ins[0], &topkWeights = *ins[1], &topkIds = *ins[2];
   if (x.shape().size() != 2 || x.shape()[1] != w13.spec.k || topkIds.shape().size() != 2 ||
       topkWeights.shape() != topkIds.shape() || topkIds.shape()[0] != x.shape()[0])

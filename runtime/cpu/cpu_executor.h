@@ -20,6 +20,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include "codegen/kernel_spec.h"
+#include "codegen/moe.h"
 #include "ir/ir.h"
 #include "runtime/reference_executor.h"
 #include "runtime/tensor.h"
@@ -70,6 +71,8 @@ private:
   llvm::Expected<const Prepared *> prepare(const Operation &op, const Weight &w);
   llvm::Error qmatmul(const Operation &op, const Prepared &p, const Tensor &x,
                       std::vector<Tensor> &outs);
+  /// The op's expert stacks, prepared; false (with a note) when one has no kernel.
+  llvm::Expected<bool> expertWeights(const Operation &op, std::vector<codegen::ExpertWeight> &ws);
   /// cpu.moe through the JIT; false (with a note) when a weight has no kernel.
   llvm::Expected<bool> moe(const Operation &op, const std::vector<const Tensor *> &ins,
                            std::vector<Tensor> &outs);

@@ -35,37 +35,13 @@ using codegen::Activations;
 using codegen::KernelSpec;
 using namespace testw;
 
-const std::vector<int64_t> kAllMs = {1, 3, 16, 128, 513};
-
-codegen::ThreadPool &threads3() {
-  static codegen::ThreadPool p(3);
-  return p;
-}
-
-/// x̂ = dx · roundeven(x / dx) per 32-block, dx = max|x| / 127 (the kernel's operations).
-std::vector<double> roundedX(const std::vector<float> &x, std::vector<double> &half) {
-  std::vector<double> xq(x.size());
-  half.assign(x.size(), 0.0);
-  for (size_t b0 = 0; b0 < x.size(); b0 += size_t(codegen::kActBlock)) {
-    float amax = 0;
-    for (size_t i = b0; i < b0 + size_t(codegen::kActBlock); ++i)
-      amax = std::max(amax, std::fabs(x[i]));
-    float dx = amax / 127.0f, div = amax > 0 ? dx : 1.0f;
-    for (size_t i = b0; i < b0 + size_t(codegen::kActBlock); ++i) {
-      xq[i] = double(dx) * double(std::nearbyint(x[i] / div));
-      half[i] = 0.5 * double(dx);
-    }
-  }
-  return xq;
-}
-
 struct Worst {
   double arith = 0, ref = 0, relMag = 0;
 };
 
 /// One weight, one activation mode, every M in `ms`: the bounds of the file comment.
 void check(const TestWeight &tw, Activations act, int vectorWidth = 0,
-           const std::vector<int64_t> &ms = kAllMs) {
+           const std::vector<int64_t> &ms = kMs) {
   auto sr = codegen::specForWeightType(tw.type, tw.elems());
   ASSERT_TRUE(sr.spec.has_value()) << sr.reason;
   KernelSpec spec = *sr.spec;
@@ -94,10 +70,10 @@ void check(const TestWeight &tw, Activations act, int vectorWidth = 0,
     std::vector<float> x = randomVec(m * k, uint32_t(7000 + m));
     std::vector<float> y(size_t(m * n), NAN), yMt(size_t(m * n), NAN);
     ASSERT_FALSE(bool(codegen::runQMatmul(spec, ptrs.data(), x.data(), m, y.data(), nullptr)));
-    ASSERT_FALSE(bool(codegen::runQMatmul(spec, ptrs.data(), x.data(), m, yMt.data(), &threads3())));
+    ASSERT_FALSE(bool(codegen::runQMatmul(spec, ptrs.data(), x.data(), m, yMt.data(), &pool3())));
     const double g = int8 ? gamma(k / codegen::kActBlock + (cols ? 3 : 16))
                           : gamma(used.accumulationDepth());
-    std::vector<double> half, xh = int8 ? roundedX(x, half) : std::vector<double>();
+    std::vector<double> half, xh = int8 ? quantizedX(x, half) : std::vector<double>();
     int64_t bad = 0;
     Worst wst;
     for (int64_t i = 0; i < m; ++i)
@@ -144,7 +120,7 @@ void check(const TestWeight &tw, Activations act, int vectorWidth = 0,
 }
 
 /// f32, and int8 where the specialisation has an int8 kernel and the host the dot products.
-void checkModes(const TestWeight &tw, int vectorWidth = 0, const std::vector<int64_t> &ms = kAllMs) {
+void checkModes(const TestWeight &tw, int vectorWidth = 0, const std::vector<int64_t> &ms = kMs) {
   {
     SCOPED_TRACE("f32 activations");
     check(tw, Activations::F32, vectorWidth, ms);
@@ -188,7 +164,7 @@ TEST(CodegenBits, GptqSymAsymV1V2) {
                        gname(g));
           GptqShape a = bigShape(bits), c = smallShape(bits);
           checkModes(gptqWeightBits(bits, a.n, a.k, g, sym, v1, false, ElemKind::F16, 120 + bits),
-                     0, g == 64 ? kAllMs : std::vector<int64_t>{1, 16});
+                     0, g == 64 ? kMs : std::vector<int64_t>{1, 16});
           checkModes(gptqWeightBits(bits, c.n, c.k, g, sym, v1, false, ElemKind::F16, 130 + bits),
                      0, {3, 513});
         }
@@ -221,7 +197,7 @@ TEST(CodegenBits, CtInt8AndWidths) {
         SCOPED_TRACE(std::to_string(bits) + "-bit " + (sym ? "sym " : "asym ") +
                      (g ? "g" + std::to_string(g) : std::string("channel")));
         checkModes(ctWeightBits(bits, 37, 256, g, sym, false, g == 64, 150 + bits),
-                   0, g == 32 ? kAllMs : std::vector<int64_t>{1, 16});
+                   0, g == 32 ? kMs : std::vector<int64_t>{1, 16});
         checkModes(ctWeightBits(bits, 37, g == 0 || g == 32 ? 96 : 3 * g, g, sym, false, false, 160 + bits),
                    0, {3, 513});
       }

@@ -34,36 +34,6 @@ namespace {
 using codegen::KernelSpec;
 using namespace testw;
 
-const std::vector<int64_t> kMs = {1, 3, 16, 128, 513};
-
-codegen::ThreadPool &pool3() {
-  static codegen::ThreadPool p(3);
-  return p;
-}
-
-/// x as an int8-activation kernel sees it: per 32-element block dx = max|x| / 127 (f32),
-/// q = roundeven(x / dx) (f32), x̂ = dx * q — the same IEEE operations as the kernel's, so x̂ is
-/// what the kernel multiplies exactly. `half` gets the rounding bound dx/2 per element.
-std::vector<double> quantizedX(const std::vector<float> &x, int64_t k, std::vector<double> &half) {
-  std::vector<double> xq(x.size());
-  half.assign(x.size(), 0.0);
-  for (size_t b0 = 0; b0 < x.size(); b0 += size_t(codegen::kActBlock)) {
-    float amax = 0;
-    for (size_t i = b0; i < b0 + size_t(codegen::kActBlock); ++i)
-      amax = std::max(amax, std::fabs(x[i]));
-    float dx = amax / 127.0f;
-    float div = amax > 0 ? dx : 1.0f;
-    for (size_t i = b0; i < b0 + size_t(codegen::kActBlock); ++i) {
-      float q = std::nearbyint(x[i] / div);
-      EXPECT_LE(std::fabs(q), 127.0f);
-      xq[i] = double(dx) * double(q);
-      half[i] = 0.5 * double(dx);
-    }
-  }
-  (void)k;
-  return xq;
-}
-
 /// Runs the kernel of `tw` for every M and checks it against the f64 product with the hook's W.
 ///
 /// f32 activations: |y - x·w| <= gamma(accumulationDepth) * sum |x w| (module comment).
@@ -124,7 +94,7 @@ void checkWeight(const TestWeight &tw, int vectorWidth = 0, const std::vector<in
     const bool cols = spec.family() == codegen::Family::ColsN;
     const double g = int8 ? gamma(k / codegen::kActBlock + (cols ? 3 : 16))
                           : gamma(used.accumulationDepth());
-    std::vector<double> half, xh = int8 ? quantizedX(x, k, half) : std::vector<double>();
+    std::vector<double> half, xh = int8 ? quantizedX(x, half) : std::vector<double>();
     int64_t bad = 0;
     double worst = 0, worstRef = 0, relMag = 0, relMax = 0, maxY = 0;
     for (int64_t i = 0; i < m; ++i)

@@ -35,13 +35,6 @@ namespace {
 using codegen::KernelSpec;
 using namespace testw;
 
-const std::vector<int64_t> kAllMs = {1, 3, 16, 128, 513};
-
-codegen::ThreadPool &threePool() {
-  static codegen::ThreadPool p(3);
-  return p;
-}
-
 /// C of the int8 bound (module comment) for a ggml type.
 double minFactor(const std::string &type) {
   if (type == "Q2_K")
@@ -81,32 +74,13 @@ TestWeight randomBlocks(const std::string &type, int64_t n, int64_t k, uint32_t 
   return t;
 }
 
-/// x̂ = dx * roundeven(x / dx) per 32-block, by the kernel's IEEE operations; half = dx / 2.
-std::vector<double> kernelX(const std::vector<float> &x, std::vector<double> &half) {
-  std::vector<double> xq(x.size());
-  half.assign(x.size(), 0.0);
-  for (size_t b0 = 0; b0 < x.size(); b0 += size_t(codegen::kActBlock)) {
-    float amax = 0;
-    for (size_t i = b0; i < b0 + size_t(codegen::kActBlock); ++i)
-      amax = std::max(amax, std::fabs(x[i]));
-    float dx = amax / 127.0f;
-    float div = amax > 0 ? dx : 1.0f;
-    for (size_t i = b0; i < b0 + size_t(codegen::kActBlock); ++i) {
-      float q = std::nearbyint(x[i] / div);
-      xq[i] = double(dx) * double(q);
-      half[i] = 0.5 * double(dx);
-    }
-  }
-  return xq;
-}
-
 struct Worst {
   double arith = 0, ref = 0, relMag = 0;
 };
 
 /// Runs the kernel of `tw` with activations `act` for every M; asserts the bounds above.
 Worst check(const TestWeight &tw, const std::string &type, codegen::Activations act,
-            int vectorWidth = 0, const std::vector<int64_t> &ms = kAllMs) {
+            int vectorWidth = 0, const std::vector<int64_t> &ms = kMs) {
   Worst out;
   auto sr = codegen::specForWeightType(tw.type, tw.elems());
   EXPECT_TRUE(sr.spec.has_value()) << sr.reason;
@@ -134,12 +108,12 @@ Worst check(const TestWeight &tw, const std::string &type, codegen::Activations 
     std::vector<float> y(size_t(m * n), NAN), yMt(size_t(m * n), NAN);
     auto e1 = codegen::runQMatmul(spec, ptrs.data(), x.data(), m, y.data(), nullptr);
     EXPECT_FALSE(bool(e1)) << llvm::toString(std::move(e1));
-    auto e3 = codegen::runQMatmul(spec, ptrs.data(), x.data(), m, yMt.data(), &threePool());
+    auto e3 = codegen::runQMatmul(spec, ptrs.data(), x.data(), m, yMt.data(), &pool3());
     EXPECT_FALSE(bool(e3)) << llvm::toString(std::move(e3));
     KernelSpec used = spec;
     used.mclass = codegen::mClassFor(m);
     const double g = int8 ? gamma(k / codegen::kActBlock + 16) : gamma(used.accumulationDepth());
-    std::vector<double> half, xh = int8 ? kernelX(x, half) : std::vector<double>();
+    std::vector<double> half, xh = int8 ? quantizedX(x, half) : std::vector<double>();
     int64_t bad = 0;
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) {

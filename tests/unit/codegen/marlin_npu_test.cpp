@@ -39,20 +39,13 @@
 #include "runtime/weight_store.h"
 #include "schemes/marlin/codec.h"
 #include "schemes/npu/codec.h"
-#include "tests/unit/codegen/test_weights.h"
+#include "tests/unit/codegen/test_modules.h"
 
 namespace qlc {
 namespace {
 
 using codegen::KernelSpec;
 using namespace testw;
-
-const std::vector<int64_t> kMs = {1, 3, 16, 128, 513};
-
-codegen::ThreadPool &pool3() {
-  static codegen::ThreadPool p(3);
-  return p;
-}
 
 std::vector<uint16_t> randomHalves(int64_t n, uint32_t seed, float lo, float hi) {
   std::mt19937 rng(seed);
@@ -266,59 +259,6 @@ TEST(CodegenMarlinNpu, CompileTimeReport) {
 
 // ---- MoE through the cpu executor ----------------------------------------------------------
 
-std::string hex(const std::vector<uint8_t> &b) {
-  static const char d[] = "0123456789ABCDEF";
-  std::string s;
-  for (uint8_t x : b) {
-    s += d[x >> 4];
-    s += d[x & 15];
-  }
-  return s;
-}
-
-std::string stackedWeight(const std::string &name, const std::vector<TestWeight> &experts) {
-  WeightType t = experts[0].type;
-  t.params["experts"] = Attribute(int64_t(experts.size()));
-  std::string s = "weight @" + name + " : " + t.str() + " {\n";
-  bool first = true;
-  for (const PartSpec &ps : t.expectedParts()) {
-    auto it = experts[0].parts.find(ps.name);
-    if (it == experts[0].parts.end())
-      continue;
-    std::vector<uint8_t> bytes;
-    for (const TestWeight &e : experts) {
-      const auto &b = e.parts.at(ps.name).second;
-      bytes.insert(bytes.end(), b.begin(), b.end());
-    }
-    s += std::string(first ? "" : ",\n") + "  " + ps.name + " = " +
-         TensorType(it->second.first, ps.shape).str() + " = hex\"" + hex(bytes) + "\"";
-    first = false;
-  }
-  return s + "\n}\n";
-}
-
-std::unique_ptr<Module> parseAndLower(const std::string &text, const std::string &pipeline,
-                                      llvm::SourceMgr &sm) {
-  schemes::registerAllSchemes();
-  registerGenericPasses();
-  std::string errs;
-  llvm::raw_string_ostream os(errs);
-  DiagnosticEngine diag(&sm);
-  diag.setStream(&os);
-  auto m = parseModuleString(text, "moe.qir", sm, diag);
-  if (m && llvm::failed(verifyModule(*m, diag)))
-    m.reset();
-  if (m) {
-    PassContext ctx{diag, nullptr};
-    PassManager pm(ctx);
-    EXPECT_EQ(pm.addPipeline(pipeline), "");
-    if (llvm::failed(pm.run(*m)))
-      m.reset();
-  }
-  EXPECT_TRUE(m) << errs;
-  return m;
-}
-
 /// `moe` on stacks of `w13` / `w2`, lowered with `pipeline`; the lowered op must be `expectOp`.
 /// Cpu (1 and 3 threads) vs reference executor, per output within the first-order bound of
 /// moe_test.cpp for f32 kernels (routing identical in both: the same op results or routeTopK):
@@ -334,7 +274,7 @@ void checkMoe(const std::string &pipeline, const std::string &expectOp,
                      "xf32>) -> tensor<?x" + hs + "xf32> {\n  %y = moe %x, %l, @w13, @w2 {top_k = " +
                      std::to_string(topK) + ", renormalize = true}\n  return %y\n}\n";
   llvm::SourceMgr sm;
-  auto m = parseAndLower(text, pipeline, sm);
+  auto m = parseAndLower(text, sm, pipeline);
   ASSERT_TRUE(m);
   bool lowered = false;
   for (const auto &op : m->lookupFunction("moe")->ops())

@@ -33,67 +33,12 @@
 #include "runtime/moe_routing.h"
 #include "runtime/reference_executor.h"
 #include "runtime/weight_store.h"
-#include "tests/unit/codegen/test_weights.h"
+#include "tests/unit/codegen/test_modules.h"
 
 namespace qlc {
 namespace {
 
 using namespace testw;
-
-std::string hex(const std::vector<uint8_t> &b) {
-  static const char d[] = "0123456789ABCDEF";
-  std::string s;
-  s.reserve(b.size() * 2);
-  for (uint8_t x : b) {
-    s += d[x >> 4];
-    s += d[x & 15];
-  }
-  return s;
-}
-
-/// `weight @name : !type<..., experts = E> { part = tensor<Ex...> = hex"..." ... }` from E
-/// per-expert test weights of the same type.
-std::string stackedWeight(const std::string &name, const std::vector<TestWeight> &experts) {
-  WeightType t = experts[0].type;
-  t.params["experts"] = Attribute(int64_t(experts.size()));
-  std::string s = "weight @" + name + " : " + t.str() + " {\n";
-  bool first = true;
-  for (const PartSpec &ps : t.expectedParts()) {
-    auto it = experts[0].parts.find(ps.name);
-    if (it == experts[0].parts.end())
-      continue;
-    std::vector<uint8_t> bytes;
-    for (const TestWeight &e : experts) {
-      const auto &b = e.parts.at(ps.name).second;
-      bytes.insert(bytes.end(), b.begin(), b.end());
-    }
-    s += std::string(first ? "" : ",\n") + "  " + ps.name + " = " +
-         TensorType(it->second.first, ps.shape).str() + " = hex\"" + hex(bytes) + "\"";
-    first = false;
-  }
-  return s + "\n}\n";
-}
-
-std::unique_ptr<Module> parseAndLower(const std::string &text, llvm::SourceMgr &sm) {
-  schemes::registerAllSchemes();
-  registerGenericPasses();
-  std::string errs;
-  llvm::raw_string_ostream os(errs);
-  DiagnosticEngine diag(&sm);
-  diag.setStream(&os);
-  auto m = parseModuleString(text, "moe.qir", sm, diag);
-  if (m && llvm::failed(verifyModule(*m, diag)))
-    m.reset();
-  if (m) {
-    PassContext ctx{diag, nullptr};
-    PassManager pm(ctx);
-    EXPECT_EQ(pm.addPipeline("lower-cpu"), "");
-    if (llvm::failed(pm.run(*m)))
-      m.reset();
-  }
-  EXPECT_TRUE(m) << errs;
-  return m;
-}
 
 struct MoeCase {
   std::string name;

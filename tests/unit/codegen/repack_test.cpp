@@ -34,6 +34,16 @@ std::vector<uint8_t> randomBytes(size_t n, uint32_t seed) {
   return v;
 }
 
+/// Repacks `in`, checks that unrepacking gives it back bit for bit, returns the packed bytes.
+std::vector<uint8_t> packedRoundTrip(const KernelSpec &s, const std::vector<uint8_t> &in,
+                                     int64_t stacks) {
+  std::vector<uint8_t> packed(in.size(), 0xAA), back(in.size(), 0x55);
+  codegen::repackPart(s, 0, in.data(), packed.data(), stacks);
+  codegen::unrepackPart(s, 0, packed.data(), back.data(), stacks);
+  EXPECT_EQ(back, in);
+  return packed;
+}
+
 TEST(Repack, WhichSpecsRepack) {
   using codegen::Activations;
   EXPECT_EQ(q4_0(64, 128, Activations::Int8).packing(), codegen::Packing::Channels16);
@@ -58,10 +68,7 @@ TEST(Repack, Q4_0Channels16RoundTripAndClosedForm) {
     KernelSpec s = q4_0(n, k, codegen::Activations::Int8);
     const int64_t blocks = k / 32, matrix = n * blocks * 18;
     std::vector<uint8_t> in = randomBytes(size_t(matrix * stacks), uint32_t(n + k));
-    std::vector<uint8_t> packed(in.size(), 0xAA), back(in.size(), 0x55);
-    codegen::repackPart(s, 0, in.data(), packed.data(), stacks);
-    codegen::unrepackPart(s, 0, packed.data(), back.data(), stacks);
-    EXPECT_EQ(back, in);
+    std::vector<uint8_t> packed = packedRoundTrip(s, in, stacks);
     // The layout the kernels read (KernelSpec::Packing): group g, block b at (g·blocks + b)·288;
     // channel c's d at 2c, its code bytes 4j..4j+3 at 32 + 4(16j + c).
     int64_t wrong = 0;
@@ -92,10 +99,7 @@ TEST(Repack, Q4_KChannels16RoundTripAndClosedForm) {
     s.layout = codegen::Layout::GgufQ4_K;
     const int64_t blocks = k / 256, matrix = n * blocks * 144;
     std::vector<uint8_t> in = randomBytes(size_t(matrix * stacks), uint32_t(n + k));
-    std::vector<uint8_t> packed(in.size(), 0xAA), back(in.size(), 0x55);
-    codegen::repackPart(s, 0, in.data(), packed.data(), stacks);
-    codegen::unrepackPart(s, 0, packed.data(), back.data(), stacks);
-    EXPECT_EQ(back, in);
+    std::vector<uint8_t> packed = packedRoundTrip(s, in, stacks);
     // Group g, super-block b at (g·blocks + b)·2304: d of channel c at 2c, dmin at 32 + 2c, scale
     // bytes 4s.. at 64 + 4(16s + c), code bytes 4j.. at 256 + 4(16j + c).
     int64_t wrong = 0;
@@ -131,10 +135,7 @@ TEST(Repack, AwqGptqChannels16RoundTripAndCodes) {
       ASSERT_EQ(codegen::repackedPartBytes(s), k * n / 2);
       const int64_t matrix = k * n / 2;
       std::vector<uint8_t> in = randomBytes(size_t(matrix * stacks), uint32_t(3 * n + k));
-      std::vector<uint8_t> packed(in.size(), 0xAA), back(in.size(), 0x55);
-      codegen::repackPart(s, 0, in.data(), packed.data(), stacks);
-      codegen::unrepackPart(s, 0, packed.data(), back.data(), stacks);
-      EXPECT_EQ(back, in);
+      std::vector<uint8_t> packed = packedRoundTrip(s, in, stacks);
       int64_t wrong = 0;
       for (int64_t e = 0; e < stacks; ++e) {
         std::vector<uint32_t> words(size_t(matrix / 4)), pw(size_t(matrix / 4));

@@ -1,5 +1,6 @@
 // Test helpers shared by the codegen unit tests: quantized weights of every layout with a kernel,
-// built in memory by the schemes' quantizers (codegen_test.cpp, moe_test.cpp).
+// built in memory by the schemes' quantizers, the M values, the 3-thread pool and x as the int8
+// kernels see it.
 #pragma once
 #include <gtest/gtest.h>
 
@@ -9,6 +10,8 @@
 #include <map>
 #include <random>
 
+#include "codegen/kernel_spec.h"
+#include "codegen/thread_pool.h"
 #include "ir/weight_type.h"
 #include "schemes/all_schemes.h"
 #include "schemes/awq/codec.h"
@@ -20,6 +23,35 @@
 #include "support/float16.h"
 
 namespace qlc::testw {
+
+/// The M values of the kernel tests: decode (1, 3; gemv) and prefill (16, 128, 513; gemm).
+inline const std::vector<int64_t> kMs = {1, 3, 16, 128, 513};
+
+/// Results on 3 threads must be bit-identical to the single-threaded ones.
+inline codegen::ThreadPool &pool3() {
+  static codegen::ThreadPool p(3);
+  return p;
+}
+
+/// x as an int8-activation kernel sees it: per 32-element block dx = max|x| / 127 (f32),
+/// q = roundeven(x / dx) (f32), x̂ = dx * q — the same IEEE operations as the kernel's, so x̂ is
+/// what the kernel multiplies exactly. `half` gets the rounding bound dx/2 per element.
+inline std::vector<double> quantizedX(const std::vector<float> &x, std::vector<double> &half) {
+  std::vector<double> xq(x.size());
+  half.assign(x.size(), 0.0);
+  for (size_t b0 = 0; b0 < x.size(); b0 += size_t(codegen::kActBlock)) {
+    float amax = 0;
+    for (size_t i = b0; i < b0 + size_t(codegen::kActBlock); ++i)
+      amax = std::max(amax, std::fabs(x[i]));
+    float dx = amax / 127.0f;
+    float div = amax > 0 ? dx : 1.0f;
+    for (size_t i = b0; i < b0 + size_t(codegen::kActBlock); ++i) {
+      xq[i] = double(dx) * double(std::nearbyint(x[i] / div));
+      half[i] = 0.5 * double(dx);
+    }
+  }
+  return xq;
+}
 
 /// A quantized weight held in memory: its type and part bytes.
 struct TestWeight {

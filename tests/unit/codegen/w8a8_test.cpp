@@ -36,7 +36,7 @@
 #include "runtime/cpu/cpu_executor.h"
 #include "runtime/moe_routing.h"
 #include "runtime/reference_executor.h"
-#include "tests/unit/codegen/test_weights.h"
+#include "tests/unit/codegen/test_modules.h"
 
 namespace qlc {
 namespace {
@@ -44,13 +44,6 @@ namespace {
 using codegen::Activations;
 using codegen::KernelSpec;
 using namespace testw;
-
-const std::vector<int64_t> kMs = {1, 3, 16, 128, 513};
-
-codegen::ThreadPool &pool3() {
-  static codegen::ThreadPool p(3);
-  return p;
-}
 
 /// Restores the default activation mode when a test ends.
 struct ActivationGuard {
@@ -225,56 +218,6 @@ TEST(CodegenW8a8, SpecAndDefaults) {
   EXPECT_EQ(codegen::specForWeightType(tw.type, tw.elems()).spec->act, Activations::F32);
 }
 
-std::string hex(const std::vector<uint8_t> &b) {
-  static const char d[] = "0123456789ABCDEF";
-  std::string s;
-  for (uint8_t x : b) {
-    s += d[x >> 4];
-    s += d[x & 15];
-  }
-  return s;
-}
-
-std::string stacked(const std::string &name, const std::vector<TestWeight> &experts) {
-  WeightType t = experts[0].type;
-  t.params["experts"] = Attribute(int64_t(experts.size()));
-  std::string s = "weight @" + name + " : " + t.str() + " {\n";
-  bool first = true;
-  for (const PartSpec &ps : t.expectedParts()) {
-    std::vector<uint8_t> bytes;
-    for (const TestWeight &e : experts) {
-      const auto &b = e.parts.at(ps.name).second;
-      bytes.insert(bytes.end(), b.begin(), b.end());
-    }
-    s += std::string(first ? "" : ",\n") + "  " + ps.name + " = " +
-         TensorType(experts[0].parts.at(ps.name).first, ps.shape).str() + " = hex\"" + hex(bytes) +
-         "\"";
-    first = false;
-  }
-  return s + "\n}\n";
-}
-
-std::unique_ptr<Module> parseAndLower(const std::string &text, llvm::SourceMgr &sm) {
-  schemes::registerAllSchemes();
-  registerGenericPasses();
-  std::string errs;
-  llvm::raw_string_ostream os(errs);
-  DiagnosticEngine diag(&sm);
-  diag.setStream(&os);
-  auto m = parseModuleString(text, "w8a8.qir", sm, diag);
-  if (m && llvm::failed(verifyModule(*m, diag)))
-    m.reset();
-  if (m) {
-    PassContext ctx{diag, nullptr};
-    PassManager pm(ctx);
-    EXPECT_EQ(pm.addPipeline("lower-cpu"), "");
-    if (llvm::failed(pm.run(*m)))
-      m.reset();
-  }
-  EXPECT_TRUE(m) << errs;
-  return m;
-}
-
 /// One row through the int8 W8A8 kernel as the codec computes it: per-token quantization, exact
 /// int32 sums, y = f32(acc) * (s * ws[n]).
 std::vector<float> w8Row(const float *v, int64_t k, const int8_t *w, const float *ws, int64_t n) {
@@ -304,7 +247,7 @@ TEST(CodegenW8a8, MoeMatchesCodecEmulation) {
     w2.push_back(w8a8Weight(h, inter, ElemKind::BF16, uint32_t(700 + ex)));
   }
   std::string hs = std::to_string(h), es = std::to_string(e);
-  std::string text = stacked("w13", w13) + stacked("w2", w2) + "func @moe(%x: tensor<?x" + hs +
+  std::string text = stackedWeight("w13", w13) + stackedWeight("w2", w2) + "func @moe(%x: tensor<?x" + hs +
                      "xf32>, %l: tensor<?x" + es + "xf32>) -> tensor<?x" + hs +
                      "xf32> {\n  %y = moe %x, %l, @w13, @w2 {top_k = " + std::to_string(topK) +
                      ", renormalize = true}\n  return %y\n}\n";
