@@ -10,7 +10,11 @@ import sys
 from xml.sax.saxutils import escape
 
 COLORS = {"eigen": "#888888", "Q4_0": "#1f77b4", "Q4_K": "#2ca02c", "AWQ": "#d62728",
-          "AWQ-f32": "#ff9896", "GPTQ": "#9467bd", "GPTQ-f32": "#c5b0d5"}
+          "AWQ-f32": "#ff9896", "GPTQ": "#9467bd", "GPTQ-f32": "#c5b0d5", "Q4_1": "#17becf",
+          "Q5_0": "#bcbd22", "Q5_1": "#e377c2", "Q2_K": "#8c564b", "Q3_K": "#ff7f0e",
+          "Q5_K": "#7f7f7f"}
+# The f32-activation variants of the other GGUF types share one light colour.
+F32_OTHER = "#dddddd"
 
 
 def main():
@@ -33,7 +37,7 @@ def main():
     left, right, top, rowh = 330, 40, 70, 16
     width = 1000
     plotw = width - left - right
-    height = top + rowh * len(rows) + 60
+    height = top + rowh * len(rows) + 76  # two legend rows
     vmax = max([r["gbs"] for r in rows] + list(bw.values())) * 1.08
     x = lambda v: left + plotw * v / vmax
     out = []
@@ -61,7 +65,7 @@ def main():
         label = r["name"].replace("dense/", "").replace("/t", " t")
         out.append(f'<text x="{left-6}" y="{y + rowh*0.7:.1f}" text-anchor="end">{escape(label)}</text>')
         out.append(f'<rect x="{left}" y="{y+2}" width="{max(0.5, x(r["gbs"]) - left):.1f}" '
-                   f'height="{rowh-4}" fill="{COLORS.get(r["impl"], "#9467bd")}"/>')
+                   f'height="{rowh-4}" fill="{COLORS.get(r["impl"], F32_OTHER)}"/>')
         pct = f' ({100*r["x_bw"]:.0f}%)' if r["x_bw"] else ""
         out.append(f'<text x="{x(r["gbs"]) + 3:.1f}" y="{y + rowh*0.7:.1f}" fill="#333">'
                    f'{r["gbs"]:.1f}{pct}</text>')
@@ -71,10 +75,12 @@ def main():
                    f'stroke="black" stroke-dasharray="{dash}"/>')
         out.append(f'<text x="{x(g):.1f}" y="{top-12 - (10 if t != 1 else 0)}" text-anchor="middle">'
                    f'bandwidth {t} thr: {g:.1f} GB/s</text>')
-    lx = left
-    for impl, c in COLORS.items():
-        out.append(f'<rect x="{lx}" y="{height-18}" width="10" height="10" fill="{c}"/>')
-        out.append(f'<text x="{lx+14}" y="{height-9}">{impl}{" fp32" if impl == "eigen" else ""}</text>')
+    lx, ly = left, height - 34
+    for impl, c in list(COLORS.items()) + [("other -f32", F32_OTHER)]:
+        if lx + 90 > width:
+            lx, ly = left, ly + 16
+        out.append(f'<rect x="{lx}" y="{ly}" width="10" height="10" fill="{c}"/>')
+        out.append(f'<text x="{lx+14}" y="{ly+9}">{impl}{" fp32" if impl == "eigen" else ""}</text>')
         lx += 90
     out.append("</svg>")
     open(a.out, "w").write("\n".join(out) + "\n")
