@@ -53,9 +53,6 @@ llvm::Expected<std::unique_ptr<llvm::Module>> buildOptimized(const KernelSpec &s
     return err("qlc codegen: no int8-activation kernel for " + spec.key() +
                (spec.int8Capable() ? " on this host (it needs AVX-512 VNNI, BW and VL)"
                                    : " (the layout has f32 kernels only)"));
-  if (spec.act == Activations::F32 && !spec.f32Capable())
-    return err("qlc codegen: no f32-activation kernel for " + spec.key() +
-               " (the layout has int8-activation kernels only)");
   std::unique_ptr<llvm::Module> m = emitKernelModule(spec, ctx);
   m->setDataLayout(tm.createDataLayout());
   std::string verr;

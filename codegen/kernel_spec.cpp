@@ -122,7 +122,6 @@ bool KernelSpec::int8Capable() const {
   }
 }
 
-bool KernelSpec::f32Capable() const { return true; }
 
 int64_t KernelSpec::int8RowsPerBlock() const {
   // gemv: all M <= 8 rows. gemm: 128 rows (K + K/2 bytes each, in L2 up to K ~ 8192 and streamed
@@ -381,11 +380,6 @@ SpecOrReason specForWeightType(const WeightType &t,
     return r;
   }
   s.act = defaultActivations(s);
-  if (s.act == Activations::F32 && !s.f32Capable()) {
-    r.reason = "gguf " + s.ggmlType + " has only an int8-activation JIT kernel (" +
-               (hostHasInt8Dot() ? "f32 activations were requested" : "it needs AVX-512 VNNI") + ")";
-    return r;
-  }
   r.spec = s;
   return r;
 }

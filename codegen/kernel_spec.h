@@ -115,8 +115,6 @@ struct KernelSpec {
   /// for every K of the type (its int8 kernels quantize x per token, as the scheme, not per
   /// 32-block).
   bool int8Capable() const;
-  /// Whether an f32-activation kernel exists (every layout has one now).
-  bool f32Capable() const;
   /// Int8 kernels: rows of x quantized at a time (the m-block; the whole M for gemv).
   int64_t int8RowsPerBlock() const;
 };
