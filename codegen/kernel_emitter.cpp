@@ -1468,7 +1468,8 @@ private:
   }
   /// For each 32-block j of the unit at `at` (16 channels): its 8 operands (k4 = 0..7), the
   /// weight scale sw and (Q4_K) the min term ml of w = sw (c - zp) - ml, as 16-lane vectors.
-  void c16Blocks(Value *at, const std::function<void(Value *, std::vector<Value *> &, Value *, Value *)> &f) {
+  void c16Blocks(Value *at, const std::function<void(Value *, std::vector<Value *> &, Value *, Value *)> &f,
+                 bool unrollPairs = false) {
     Value *mask = splat(16, c32(0x0F0F0F0F));
     auto word = [&](int64_t off) { return load(vi(i32, 16), gepB(at, c64(off)), 4); };
     auto lo = [&](Value *w) { return b.CreateAnd(w, mask); };
@@ -1484,17 +1485,25 @@ private:
       f(c64(0), ops, d, nullptr);
       return;
     }
-    // Q4_K: d, dmin, 3 words of the 12 scale bytes, 32 code words (word 8p + i: sub-block 2p's
-    // elements 4i.. in the low nibbles, 2p + 1's in the high ones). The 6-bit (sc, m) of
-    // sub-block j as the reference's get_scale_min_k4, lane by lane. The pairs p are two loops
-    // (p < 2: sub-blocks 0..3, p >= 2: 4..7, whose formulas differ), not unrolled: compile time.
+    // Q4_K: d, dmin, 3 words A, B, C of the 12 scale bytes, 32 code words (word 8p + i:
+    // sub-block 2p's elements 4i.. in the low nibbles, 2p + 1's in the high ones). The 6-bit
+    // (sc, m) of sub-block j (the reference's get_scale_min_k4) are first gathered, for all j at
+    // once, into one byte each of four words, lane by lane: sc0..3 = A & 63, m0..3 = B & 63,
+    // sc4..7 = C & 15 | (A >> 6) << 4, m4..7 = C >> 4 | (B >> 6) << 4 bytewise; a sub-block then
+    // costs one shift and mask per value (the per-j formulas cost ~3x as much in the loop).
+    // The pairs p are straight-line code with unrollPairs (the one-row gemv tile, decode's hot
+    // loop: constant shifts, ~10% faster), else two loops (p < 2: sub-blocks 0..3, p >= 2:
+    // 4..7), a quarter of the code to compile.
     Value *dmin = c16Halves(at, 32);
-    Value *sw[3] = {word(64), word(128), word(192)};
-    auto bits = [&](Value *v, Value *shift, int m) {
-      return b.CreateAnd(b.CreateLShr(v, splat(16, b.CreateTrunc(shift, i32))), splat(16, c32(m)));
-    };
-    for (int high = 0; high < 2; ++high)
-      loop(c64(2 * high), c64(2 * high + 2), 1, [&](Value *p) {
+    Value *A = word(64), *B = word(128), *C = word(192);
+    auto bytes = [&](uint32_t m) { return splat(16, c32(m)); };
+    auto shr = [&](Value *v, int n) { return b.CreateLShr(v, splat(16, c32(uint32_t(n)))); };
+    Value *scOf[2] = {b.CreateAnd(A, bytes(0x3F3F3F3F)),
+                      b.CreateOr(b.CreateAnd(C, bytes(0x0F0F0F0F)), b.CreateAnd(shr(A, 2), bytes(0x30303030)))};
+    Value *mOf[2] = {b.CreateAnd(B, bytes(0x3F3F3F3F)),
+                     b.CreateOr(b.CreateAnd(shr(C, 4), bytes(0x0F0F0F0F)), b.CreateAnd(shr(B, 2), bytes(0x30303030)))};
+    for (int high = 0; high < 2; ++high) {
+      auto pair = [&](Value *p) {
         std::vector<Value *> ops[2] = {std::vector<Value *>(8), std::vector<Value *>(8)};
         for (int i = 0; i < 8; ++i) {
           Value *w = load(vi(i32, 16), gepB(at, b.CreateAdd(c64(256 + 64 * i), b.CreateMul(p, c64(512)))), 4);
@@ -1503,21 +1512,19 @@ private:
         }
         for (int h = 0; h < 2; ++h) {
           Value *j = b.CreateAdd(b.CreateMul(p, c64(2)), c64(h));
-          Value *sh = b.CreateMul(b.CreateURem(j, c64(4)), c64(8)); // byte j % 4 of a word
-          Value *sc, *m;
-          if (!high) { // j < 4: sc = b[j] & 63, m = b[j + 4] & 63
-            sc = bits(sw[0], sh, 63);
-            m = bits(sw[1], sh, 63);
-          } else { // sc = b[j+4] & 15 | (b[j-4] >> 6) << 4, m = b[j+4] >> 4 | (b[j] >> 6) << 4
-            Value *b8 = bits(sw[2], sh, 0xFF), *b0 = bits(sw[0], sh, 0xFF), *b4 = bits(sw[1], sh, 0xFF);
-            Value *four = splat(16, c32(4)), *six = splat(16, c32(6));
-            sc = b.CreateOr(b.CreateAnd(b8, splat(16, c32(15))), b.CreateShl(b.CreateLShr(b0, six), four));
-            m = b.CreateOr(b.CreateLShr(b8, four), b.CreateShl(b.CreateLShr(b4, six), four));
-          }
+          Value *sh = splat(16, b.CreateTrunc(b.CreateMul(b.CreateURem(j, c64(4)), c64(8)), i32));
+          Value *sc = b.CreateAnd(b.CreateLShr(scOf[high], sh), bytes(0xFF));
+          Value *m = b.CreateAnd(b.CreateLShr(mOf[high], sh), bytes(0xFF));
           f(j, ops[h], b.CreateFMul(d, b.CreateUIToFP(sc, vf(16))),
             b.CreateFMul(dmin, b.CreateUIToFP(m, vf(16))));
         }
-      }, high ? "p47" : "p03");
+      };
+      if (unrollPairs)
+        for (int p = 2 * high; p < 2 * high + 2; ++p)
+          pair(c64(p));
+      else
+        loop(c64(2 * high), c64(2 * high + 2), 1, pair, high ? "p47" : "p03");
+    }
   }
 
   /// gemv: rows [m0, m0+MR) x channels [n0, n0 + 16 NG) from the re-laid-out weights. With one
@@ -1569,7 +1576,7 @@ private:
               store(fma(ml, sx, load(vf(16), macc[i][g], 4)), macc[i][g], 4);
             }
           }
-        });
+        }, MR == 1);
       }
     }, "cu");
     storeLaneTiles(acc, mins ? &macc : nullptr, m0, n0);
