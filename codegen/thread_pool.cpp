@@ -1,6 +1,30 @@
 #include "codegen/thread_pool.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
 namespace qlc::codegen {
+namespace {
+
+/// Waits spin (~100 us) before they sleep: a model's matmuls come back to back, and a futex
+/// wake-up of the other thread cost ~70 us a call here (a sixth of a 4096 x 4096 gemv).
+constexpr int kSpins = 1000;
+
+template <typename Ready> bool spinUntil(Ready ready) {
+  for (int i = 0; i < kSpins; ++i) {
+    if (ready())
+      return true;
+#if defined(__x86_64__) || defined(__i386__)
+    _mm_pause();
+#else
+    std::this_thread::yield();
+#endif
+  }
+  return ready();
+}
+
+} // namespace
 
 ThreadPool::ThreadPool(unsigned threads) {
   if (threads == 0)
@@ -32,6 +56,7 @@ void ThreadPool::drain(unsigned worker) {
 void ThreadPool::workerLoop(unsigned id) {
   uint64_t seen = 0;
   for (;;) {
+    spinUntil([&] { return stop_ || generation_ != seen; });
     {
       std::unique_lock<std::mutex> l(mu_);
       wake_.wait(l, [&] { return stop_ || generation_ != seen; });
@@ -67,10 +92,12 @@ void ThreadPool::parallelFor(int64_t count, const std::function<void(int64_t, un
   }
   wake_.notify_all();
   drain(0);
-  std::unique_lock<std::mutex> l(mu_);
   // Every index has been claimed; wait for the workers still running theirs. A worker that wakes
   // after this finds next_ >= count_ and does nothing.
-  done_.wait(l, [&] { return busy_ == 0 && next_ >= count_; });
+  auto finished = [&] { return busy_ == 0 && next_ >= count_; };
+  spinUntil(finished);
+  std::unique_lock<std::mutex> l(mu_);
+  done_.wait(l, finished);
   fn_ = nullptr;
 }
 

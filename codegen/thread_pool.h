@@ -38,9 +38,10 @@ private:
   const std::function<void(int64_t, unsigned)> *fn_ = nullptr;
   int64_t count_ = 0;
   std::atomic<int64_t> next_{0};
-  unsigned busy_ = 0;
-  uint64_t generation_ = 0;
-  bool stop_ = false;
+  // Atomic so that the waits can spin on them before taking mu_; written under mu_.
+  std::atomic<unsigned> busy_{0};
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<bool> stop_{false};
 };
 
 } // namespace qlc::codegen
