@@ -987,6 +987,15 @@ private:
     return b.CreateCall(f, {acc, b.CreateBitCast(codes, vi(i32, 16)), b.CreateBitCast(xq, vi(i32, 16))});
   }
 
+  /// z * negSum per lane, exact, as one vpdpwssd (vpmulld is two uops on the port the dot
+  /// products use): z (a zero point, 0 .. 256) and negSum (-sum of a block's xq, |.| <= 127 * 32)
+  /// both fit the low int16 of their lane, and z's high half is 0, so the pairwise product sum
+  /// is z * negSum.
+  Value *zeroTimesSum(Value *z, Value *negSum) {
+    Function *f = Intrinsic::getDeclaration(&M_, Intrinsic::x86_avx512_vpdpwssd_512);
+    return b.CreateCall(f, {Constant::getNullValue(vi(i32, 16)), z, negSum});
+  }
+
   /// The 128-bit lanes of a pair in the order of q4_0PairInterleaved's codes: block 0's elements
   /// 0..15, block 1's 0..15, block 0's 16..31, block 1's 16..31.
   static constexpr int kInterleave[4] = {0, 2, 1, 3};
@@ -2405,7 +2414,7 @@ private:
           std::vector<std::vector<Value *>> ia(MR, std::vector<Value *>(NV));
           for (int i = 0; i < MR; ++i)
             for (int v = 0; v < NV; ++v)
-              ia[i][v] = b.CreateMul(z[v], negSum[i]);
+              ia[i][v] = zeroTimesSum(z[v], negSum[i]);
           for (int j = 0; j < 8; ++j) {
             std::vector<Value *> w(NV);
             for (int v = 0; v < NV; ++v)
@@ -2427,7 +2436,7 @@ private:
           if (codes[v].empty())
             colsInt8CodesFor(blk, n0, v, NV, W, codes);
           for (int i = 0; i < MR; ++i) {
-            Value *ia = b.CreateMul(z[v], negSum[i]);
+            Value *ia = zeroTimesSum(z[v], negSum[i]);
             for (int j = 0; j < 8; ++j)
               ia = dot16(ia, codes[v][j], splat(16, load(i32, gepB(xq[i], c64(4 * j)), 1)));
             store(fma(b.CreateSIToFP(ia, vf(16)), b.CreateFMul(sc[v], dx[i]),
