@@ -11,6 +11,7 @@
 #include <random>
 
 #include "codegen/kernel_spec.h"
+#include "codegen/qmatmul.h"
 #include "codegen/thread_pool.h"
 #include "ir/weight_type.h"
 #include "schemes/all_schemes.h"
@@ -137,78 +138,6 @@ inline TestWeight ggufWeight(const std::string &type, int64_t n, int64_t k, uint
   return t;
 }
 
-inline TestWeight awqWeight(int64_t n, int64_t k, int64_t g, ElemKind se, uint32_t seed) {
-  TestWeight t;
-  t.type = makeType("awq", {{"bits", Attribute(int64_t(4))},
-                            {"group", Attribute(g)},
-                            {"shape", Attribute(std::vector<int64_t>{n, k})}});
-  std::vector<float> w = randomVec(n * k, seed, 0.05f);
-  awq::Checkpoint c = awq::quantize(w, k, n, g, 4);
-  t.parts["qweight"] = {ElemKind::I32, bytesOf(c.qweight)};
-  t.parts["qzeros"] = {ElemKind::I32, bytesOf(c.qzeros)};
-  t.parts["scales"] = scalesAs(c.scales, se);
-  return t;
-}
-
-inline TestWeight gptqWeight(int64_t n, int64_t k, int64_t g, bool sym, bool v1, bool descAct,
-                      ElemKind se, uint32_t seed) {
-  TestWeight t;
-  t.type = makeType("gptq", {{"bits", Attribute(int64_t(4))},
-                             {"group", Attribute(g)},
-                             {"sym", Attribute(sym)},
-                             {"format", Attribute::ident(v1 ? "v1" : "v2")},
-                             {"desc_act", Attribute(descAct)},
-                             {"shape", Attribute(std::vector<int64_t>{n, k})}});
-  std::vector<float> w = randomVec(n * k, seed, 0.05f);
-  gptq::Config cfg;
-  cfg.bits = 4;
-  cfg.groupSize = g;
-  cfg.sym = sym;
-  cfg.format = v1 ? gptq::Format::V1 : gptq::Format::V2;
-  std::vector<int32_t> perm = descAct ? permutation(k, seed + 1) : std::vector<int32_t>{};
-  gptq::Checkpoint c = gptq::quantize(w, k, n, cfg, perm);
-  t.parts["qweight"] = {ElemKind::I32, bytesOf(c.qweight)};
-  t.parts["qzeros"] = {ElemKind::I32, bytesOf(c.qzeros)};
-  t.parts["scales"] = scalesAs(c.scales, se);
-  if (descAct)
-    t.parts["g_idx"] = {ElemKind::I32, bytesOf(c.gIdx)};
-  return t;
-}
-
-/// g = 0: channel strategy.
-inline TestWeight ctWeight(int64_t n, int64_t k, int64_t g, bool sym, bool actorder, bool bf16,
-                    uint32_t seed) {
-  TestWeight t;
-  AttrDict p{{"bits", Attribute(int64_t(4))},
-             {"symmetric", Attribute(sym)},
-             {"shape", Attribute(std::vector<int64_t>{n, k})}};
-  ct::Config cfg;
-  cfg.bits = 4;
-  cfg.symmetric = sym;
-  cfg.scaleType = bf16 ? ct::ScaleType::BF16 : ct::ScaleType::F16;
-  if (g == 0) {
-    p["strategy"] = Attribute::ident("channel");
-    cfg.strategy = ct::Strategy::Channel;
-    cfg.groupSize = 0;
-  } else {
-    p["group"] = Attribute(g);
-    cfg.groupSize = g;
-  }
-  if (actorder)
-    p["actorder"] = Attribute::ident("group");
-  t.type = makeType("ct_wna16", p);
-  std::vector<float> w = randomVec(n * k, seed, 0.05f);
-  std::vector<int32_t> perm = actorder ? permutation(k, seed + 1) : std::vector<int32_t>{};
-  ct::Checkpoint c = ct::quantize(w, k, n, cfg, perm);
-  t.parts["weight_packed"] = {ElemKind::I32, bytesOf(c.weightPacked)};
-  t.parts["weight_scale"] = {bf16 ? ElemKind::BF16 : ElemKind::F16, bytesOf(c.weightScale)};
-  if (!sym)
-    t.parts["weight_zero_point"] = {ElemKind::I32, bytesOf(c.weightZeroPoint)};
-  if (actorder)
-    t.parts["weight_g_idx"] = {ElemKind::I32, bytesOf(c.weightGIdx)};
-  return t;
-}
-
 /// W8A8_DYNAMIC: per-channel symmetric int8 (w8a8::quantize) with the scales stored as `se`
 /// (bf16 / f16 rounded from the f32 scale), zero offsets; a few codes set to the extremes -128
 /// (allowed by int8, never written by the quantizer) and 127.
@@ -304,9 +233,118 @@ inline TestWeight ctWeightBits(int bits, int64_t n, int64_t k, int64_t g, bool s
   return t;
 }
 
+/// The 4-bit builders most tests use.
+inline TestWeight awqWeight(int64_t n, int64_t k, int64_t g, ElemKind se, uint32_t seed) {
+  return awqWeightBits(4, n, k, g, se, seed);
+}
+inline TestWeight gptqWeight(int64_t n, int64_t k, int64_t g, bool sym, bool v1, bool descAct,
+                             ElemKind se, uint32_t seed) {
+  return gptqWeightBits(4, n, k, g, sym, v1, descAct, se, seed);
+}
+/// g = 0: channel strategy.
+inline TestWeight ctWeight(int64_t n, int64_t k, int64_t g, bool sym, bool actorder, bool bf16,
+                           uint32_t seed) {
+  return ctWeightBits(4, n, k, g, sym, actorder, bf16, seed);
+}
+
 inline double gamma(int64_t d) {
   const double u = std::ldexp(1.0, -24);
   return double(d) * u / (1.0 - double(d) * u);
+}
+
+/// The worst errors one kernel check saw, relative to its bounds (checkKernelOutputs).
+struct KernelErrors {
+  double arith = 0;  ///< |y - exact| / bound (exact: x̂ · w for int8 kernels, x · w for f32)
+  double ref = 0;    ///< int8: |y - x · w| / (activation rounding + bound)
+  double relMag = 0; ///< int8: |y - x · w| / sum |x w|
+  double relMaxY = 0; ///< int8: max |y - x · w| / max |x · w|
+  void merge(const KernelErrors &o) {
+    arith = std::max(arith, o.arith);
+    ref = std::max(ref, o.ref);
+    relMag = std::max(relMag, o.relMag);
+    relMaxY = std::max(relMaxY, o.relMaxY);
+  }
+};
+
+/// Runs kernel `spec` (its parts at `ptrs`, in the kernel's layout) on random x of `m` rows
+/// (seed `seed`) with 1 and 3 threads, and checks every output against the f64 product with
+/// `w`, the scheme hook's dequantized [N, K] weight:
+///  f32 activations: |y - x·w| <= gamma(accumulationDepth) sum |x w|;
+///  int8 activations: |y - x̂·w| <= gamma(K/32 + D) sum (|w| + C A) |x̂| (x̂ = quantizedX, the x
+///    the kernel multiplies exactly; A = max |w| over the 32-block; D = 3 for the channel-lane
+///    AWQ / GPTQ kernels, 16 for the K-vectorised ones, whose min terms C bounds), and against
+///    the f32 reference that plus the activation rounding sum |w| dx/2 (1 + 2^-17);
+///  the 3-thread result bit-identical to the 1-thread one.
+/// The bounds' derivations are in the test files' comments and codegen/README.md.
+inline KernelErrors checkKernelOutputs(const codegen::KernelSpec &spec, const uint8_t *const *ptrs,
+                                       const std::vector<float> &w, int64_t m, uint32_t seed,
+                                       double C) {
+  KernelErrors out;
+  const bool int8 = spec.act == codegen::Activations::Int8;
+  const bool cols = spec.family() == codegen::Family::ColsN;
+  const int64_t n = spec.n, k = spec.k;
+  std::vector<double> blockMax(w.size(), 0.0);
+  for (size_t b0 = 0; b0 + 32 <= w.size(); b0 += 32) {
+    double a = 0;
+    for (size_t i = b0; i < b0 + 32; ++i)
+      a = std::max(a, std::fabs(double(w[i])));
+    std::fill_n(blockMax.begin() + std::ptrdiff_t(b0), 32, a);
+  }
+  std::vector<float> x = randomVec(m * k, seed);
+  std::vector<float> y(size_t(m * n), NAN), yMt(size_t(m * n), NAN);
+  if (auto e = codegen::runQMatmul(spec, ptrs, x.data(), m, y.data(), nullptr)) {
+    ADD_FAILURE() << llvm::toString(std::move(e));
+    return out;
+  }
+  if (auto e = codegen::runQMatmul(spec, ptrs, x.data(), m, yMt.data(), &pool3())) {
+    ADD_FAILURE() << llvm::toString(std::move(e));
+    return out;
+  }
+  codegen::KernelSpec used = spec;
+  used.mclass = codegen::mClassFor(m);
+  const double g = int8 ? gamma(k / codegen::kActBlock + (cols ? 3 : 16)) : gamma(used.accumulationDepth());
+  std::vector<double> half, xh = int8 ? quantizedX(x, half) : std::vector<double>();
+  int64_t bad = 0;
+  double maxY = 0, maxErr = 0;
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double exact = 0, mag = 0, exactQ = 0, magQ = 0, quant = 0;
+      for (int64_t q = 0; q < k; ++q) {
+        const size_t xi = size_t(i * k + q), wi = size_t(j * k + q);
+        const double p = double(x[xi]) * double(w[wi]);
+        exact += p;
+        mag += std::fabs(p);
+        if (int8) {
+          exactQ += xh[xi] * double(w[wi]);
+          magQ += (std::fabs(double(w[wi])) + C * blockMax[wi]) * std::fabs(xh[xi]);
+          quant += std::fabs(double(w[wi])) * half[xi] * (1 + 0x1p-17);
+        }
+      }
+      const size_t yi = size_t(i * n + j);
+      const double got = y[yi];
+      maxY = std::max(maxY, std::fabs(exact));
+      const double bound = (int8 ? g * magQ : g * mag) + 1e-30;
+      const double e = std::fabs(got - (int8 ? exactQ : exact));
+      out.arith = std::max(out.arith, e / bound);
+      if (!(e <= bound) && bad++ < 5)
+        ADD_FAILURE() << "y[" << i << ", " << j << "] = " << got << ", exact "
+                      << (int8 ? exactQ : exact) << ", |err| " << e << " > bound " << bound;
+      if (int8) {
+        const double eRef = std::fabs(got - exact), bRef = quant + bound;
+        out.ref = std::max(out.ref, eRef / bRef);
+        out.relMag = std::max(out.relMag, eRef / (mag + 1e-30));
+        maxErr = std::max(maxErr, eRef);
+        if (!(eRef <= bRef) && bad++ < 5)
+          ADD_FAILURE() << "y[" << i << ", " << j << "] = " << got << ", reference " << exact
+                        << ", |err| " << eRef << " > activation quantization bound " << bRef;
+      }
+      if (std::memcmp(&y[yi], &yMt[yi], 4) != 0 && bad++ < 5)
+        ADD_FAILURE() << "3-thread y[" << i << ", " << j << "] = " << yMt[yi]
+                      << " differs from 1-thread " << got;
+    }
+  out.relMaxY = maxErr / (maxY + 1e-30);
+  EXPECT_EQ(bad, 0) << "worst |err| / bound = " << out.arith;
+  return out;
 }
 
 } // namespace qlc::testw
