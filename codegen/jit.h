@@ -1,6 +1,6 @@
-// Optimisation (new pass manager, O3, host CPU and features) and ORC LLJIT compilation of kernel
-// specialisations, with a cache keyed by KernelSpec::key(): each specialisation is compiled once
-// per process, however many layers use it.
+// Optimisation (new pass manager, the kernel pipeline, host CPU and features) and ORC LLJIT
+// compilation of kernel specialisations, with a cache keyed by KernelSpec::key(): each
+// specialisation is compiled once per process, however many layers use it.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -28,7 +28,7 @@ using KernelFn = void (*)(const float *, int64_t, const uint8_t *const *, float 
 struct CompiledKernel {
   KernelSpec spec;
   KernelFn fn = nullptr;
-  double compileMs = 0;    ///< IR generation + O3 + machine code, wall time
+  double compileMs = 0;    ///< IR generation + IR passes + machine code, wall time
   double compileCpuMs = 0; ///< the same, CPU time of the compiling thread (robust to load)
 };
 
@@ -54,7 +54,7 @@ private:
   std::map<std::string, std::unique_ptr<CompiledKernel>> kernels_;
 };
 
-/// The O3-optimised LLVM IR (textual) of one kernel, as the JIT compiles it.
+/// The optimised LLVM IR (textual) of one kernel, as the JIT compiles it.
 llvm::Expected<std::string> kernelLLVMIR(const KernelSpec &spec);
 /// The host assembly of one kernel.
 llvm::Expected<std::string> kernelAssembly(const KernelSpec &spec);
