@@ -2194,10 +2194,11 @@ private:
 
   /// The 8 code words (<16 x i32>, lanes = channels n .. n+W) of 32-block blk.
   bool colsPacked() const { return s_.packing() == Packing::Channels16; }
-  /// Packing::Channels16 qweight: the 4 x 16 GPTQ-oriented words of block blk, channels n..n+15.
+  /// Packing::Channels16 qweight: the bits x 16 GPTQ-oriented words (4 for 4-bit, 8 for 8-bit)
+  /// of block blk, channels n..n+15.
   Value *colsPackedAt(Value *blk, Value *n) {
     return gep(i32, P[0], b.CreateMul(b.CreateAdd(b.CreateMul(b.CreateUDiv(n, c64(16)), c64(nBlk())), blk),
-                                      c64(64)));
+                                      c64(16 * s_.bits)));
   }
   std::vector<Value *> colsInt8Codes(Value *blk, Value *n, int W) {
     const int64_t N = s_.n;
@@ -2205,6 +2206,11 @@ private:
     Value *mask = splat(16, c32(0x0F0F0F0F));
     if (colsPacked()) { // W = 16 (N % 16 == 0)
       Value *at = colsPackedAt(blk, n);
+      if (s_.bits == 8) { // word j: k = 32 blk + 4j .. +3 as bytes, an operand as it stands
+        for (int j = 0; j < 8; ++j)
+          words.push_back(load(vi(i32, 16), gep(i32, at, c64(16 * j)), 4));
+        return words;
+      }
       for (int r = 0; r < 4; ++r) {
         Value *w = load(vi(i32, 16), gep(i32, at, c64(16 * r)), 4);
         words.push_back(b.CreateAnd(w, mask));
@@ -2354,10 +2360,10 @@ private:
   /// poorly; past the end of K the addresses are not dereferenced (prefetches do not fault).
   static constexpr int64_t kPrefetchBlocks = 4;
   void prefetchCols(Value *blk, Value *n0, int NV, int W) {
-    if (colsPacked()) { // contiguous 256-byte strips per 16 channels: the same distance
+    if (colsPacked()) { // contiguous 64 * bits-byte strips per 16 channels: the same distance
       for (int v = 0; v < NV; ++v) {
         Value *at = colsPackedAt(b.CreateAdd(blk, c64(kPrefetchBlocks)), b.CreateAdd(n0, c64(16 * v)));
-        for (int64_t off = 0; off < 256; off += 64)
+        for (int64_t off = 0; off < 64 * s_.bits; off += 64)
           b.CreateIntrinsic(Intrinsic::prefetch, {ptr}, {gepB(at, c64(off)), b.getInt32(0),
                                                          b.getInt32(3), b.getInt32(1)});
       }

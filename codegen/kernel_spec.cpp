@@ -32,7 +32,7 @@ Packing KernelSpec::packing() const {
     return Packing::Rows;
   if (layout == Layout::GgufQ4_0 || layout == Layout::GgufQ4_K)
     return n % 32 == 0 ? Packing::Channels16 : Packing::Rows;
-  if ((layout == Layout::Awq4 || layout == Layout::Gptq4) && bits == 4)
+  if ((layout == Layout::Awq4 || layout == Layout::Gptq4) && (bits == 4 || bits == 8))
     return n % 16 == 0 ? Packing::Channels16 : Packing::Rows;
   return Packing::Rows;
 }

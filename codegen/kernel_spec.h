@@ -64,8 +64,8 @@ inline constexpr int64_t kActBlock = 32;
 /// and block, each field of the block transposed across the 16 channels, e.g. for Q4_0 the 16 f16
 /// d then 4 x 16 int32 words, word (j, c) = code bytes 4j .. 4j+3 of channel c (low nibbles:
 /// elements 4j .. 4j+3, high: 16 + 4j ..); the same bytes (codegen/repack.cpp). For AWQ / GPTQ
-/// 4-bit (int8 activations, N a multiple of 16) the qweight as 16-channel strips of GPTQ-oriented
-/// words, 256 contiguous bytes per 32-block, instead of rows N/2 or 4N bytes apart along K.
+/// 4- and 8-bit (int8 activations, N a multiple of 16) the qweight as 16-channel strips of
+/// GPTQ-oriented words, 256 (512) contiguous bytes per 32-block, instead of rows along K.
 enum class Packing { Rows, Channels16 };
 
 struct KernelSpec {
@@ -105,7 +105,7 @@ struct KernelSpec {
   int64_t accumulationDepth() const;
   /// How the kernels read the main part (a function of the fields above): Channels16 for int8
   /// activations on GGUF Q4_0 / Q4_K with N a multiple of 32 (every real model's N, so the wide
-  /// tiles never leave a ragged tail in that layout) and AWQ / GPTQ 4-bit with N % 16 == 0.
+  /// tiles never leave a ragged tail in that layout) and AWQ / GPTQ 4- and 8-bit with N % 16 == 0.
   Packing packing() const;
   /// Resolves vectorWidth 0 to the host's.
   int lanes() const;

@@ -58,17 +58,22 @@ template <bool Inverse> void permute(const KernelSpec &s, const uint8_t *src, ui
       }
 }
 
-/// AWQ / GPTQ 4-bit qweight -> per 16 channels and 32-block, 4 x 16 words in GPTQ's orientation:
-/// word (r, c) holds channel c's codes of k = 32 b + 8 r + i in nibble i. From GPTQ ([K/8, N],
-/// word (kw, n) the codes of k = 8 kw + i) a word permutation; from AWQ ([K, N/8], channel n in
-/// nibble kAwqNibble[n % 8] of word (k, n / 8)) a nibble transposition.
+/// AWQ / GPTQ qweight (4- or 8-bit) -> per 16 channels and 32-block, R x 16 words in GPTQ's
+/// orientation (R = 32 / codes a word: 4 for 4-bit, 8 for 8-bit): word (r, c) holds channel c's
+/// codes of k = 32 b + (32 / R) r + i in field i. From GPTQ ([K / pf, N], word (kw, n) the codes
+/// of k = pf kw + i) a word permutation; from AWQ ([K, N / pf], channel n in field
+/// order[n % pf] of word (k, n / pf)) a transposition of pf x pf fields.
 constexpr int kAwqNibble[8] = {0, 4, 1, 5, 2, 6, 3, 7};
+constexpr int kAwqByte[4] = {0, 2, 1, 3};
 
 template <bool Inverse> void permuteCols(const KernelSpec &s, const uint8_t *src, uint8_t *dst,
                                          int64_t stacks) {
-  const int64_t K = s.k, N = s.n, blocks = K / 32, matrix = K * N / 2;
+  const int bits = s.bits, pf = 32 / bits, R = bits; // codes a word, words a 32-block
+  const uint32_t fieldMask = (1u << bits) - 1;
+  const int *order = bits == 4 ? kAwqNibble : kAwqByte;
+  const int64_t K = s.k, N = s.n, blocks = K / 32, matrix = K * N * bits / 8;
   auto packedWord = [&](int64_t kw, int64_t n) { // word index in the packed layout
-    return ((n / 16) * blocks + kw / 4) * 64 + (kw % 4) * 16 + n % 16;
+    return ((n / 16) * blocks + kw / R) * (16 * R) + (kw % R) * 16 + n % 16;
   };
   for (int64_t e = 0; e < stacks; ++e) {
     const uint8_t *in = src + e * matrix;
@@ -80,7 +85,7 @@ template <bool Inverse> void permuteCols(const KernelSpec &s, const uint8_t *src
     };
     auto put = [](uint8_t *p, int64_t w, uint32_t v) { std::memcpy(p + 4 * w, &v, 4); };
     if (s.layout == Layout::Gptq4) {
-      for (int64_t kw = 0; kw < K / 8; ++kw)
+      for (int64_t kw = 0; kw < K / pf; ++kw)
         for (int64_t n = 0; n < N; ++n) {
           if (Inverse)
             put(out, kw * N + n, get(in, packedWord(kw, n)));
@@ -89,29 +94,30 @@ template <bool Inverse> void permuteCols(const KernelSpec &s, const uint8_t *src
         }
       continue;
     }
-    for (int64_t kw = 0; kw < K / 8; ++kw) // AWQ
-      for (int64_t n8 = 0; n8 < N / 8; ++n8) {
-        uint32_t awq[8] = {}, gptq[8] = {}; // awq[i]: word (8 kw + i, n8); gptq[c]: channel 8 n8 + c
+    for (int64_t kw = 0; kw < K / pf; ++kw) // AWQ
+      for (int64_t nw = 0; nw < N / pf; ++nw) {
+        // awq[i]: word (pf kw + i, nw); gptq[c]: channel pf nw + c
+        uint32_t awq[8] = {}, gptq[8] = {};
         if (Inverse)
-          for (int c = 0; c < 8; ++c)
-            gptq[c] = get(in, packedWord(kw, 8 * n8 + c));
+          for (int c = 0; c < pf; ++c)
+            gptq[c] = get(in, packedWord(kw, pf * nw + c));
         else
-          for (int i = 0; i < 8; ++i)
-            awq[i] = get(in, (8 * kw + i) * (N / 8) + n8);
-        for (int i = 0; i < 8; ++i)
-          for (int c = 0; c < 8; ++c) {
-            const int sa = 4 * kAwqNibble[c], sg = 4 * i;
+          for (int i = 0; i < pf; ++i)
+            awq[i] = get(in, (pf * kw + i) * (N / pf) + nw);
+        for (int i = 0; i < pf; ++i)
+          for (int c = 0; c < pf; ++c) {
+            const int sa = bits * order[c], sg = bits * i;
             if (Inverse)
-              awq[i] |= ((gptq[c] >> sg) & 15u) << sa;
+              awq[i] |= ((gptq[c] >> sg) & fieldMask) << sa;
             else
-              gptq[c] |= ((awq[i] >> sa) & 15u) << sg;
+              gptq[c] |= ((awq[i] >> sa) & fieldMask) << sg;
           }
         if (Inverse)
-          for (int i = 0; i < 8; ++i)
-            put(out, (8 * kw + i) * (N / 8) + n8, awq[i]);
+          for (int i = 0; i < pf; ++i)
+            put(out, (pf * kw + i) * (N / pf) + nw, awq[i]);
         else
-          for (int c = 0; c < 8; ++c)
-            put(out, packedWord(kw, 8 * n8 + c), gptq[c]);
+          for (int c = 0; c < pf; ++c)
+            put(out, packedWord(kw, pf * nw + c), gptq[c]);
       }
   }
 }
@@ -124,7 +130,7 @@ bool isRepackedPart(const KernelSpec &s, size_t slot) {
 
 int64_t repackedPartBytes(const KernelSpec &s) {
   if (s.family() == Family::ColsN)
-    return s.k * s.n / 2;
+    return s.k * s.n * s.bits / 8;
   const Channels16Layout l = layoutOf(s);
   return s.n * (s.k / l.blockK) * l.blockBytes;
 }

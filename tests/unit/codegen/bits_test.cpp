@@ -48,9 +48,8 @@ void check(const TestWeight &tw, Activations act, int vectorWidth = 0,
   const bool cols = spec.family() == codegen::Family::ColsN;
   std::vector<float> w(size_t(spec.n * spec.k));
   ASSERT_EQ(tw.type.def->dequantize(tw.type, tw.view(), w.data()), "");
-  std::vector<const uint8_t *> ptrs;
-  for (const std::string &s : spec.partSlots())
-    ptrs.push_back(s.empty() ? nullptr : tw.parts.at(s).second.data());
+  std::vector<std::vector<uint8_t>> repacked;
+  std::vector<const uint8_t *> ptrs = kernelParts(spec, tw, repacked);
   for (int64_t m : ms) {
     KernelSpec used = spec;
     used.mclass = codegen::mClassFor(m);
@@ -91,6 +90,25 @@ TEST(CodegenBits, Awq8) {
   checkModes(awqWeightBits(8, 60, 256, 64, ElemKind::BF16, 112), 0, {1, 128});
   checkModes(awqWeightBits(8, 60, 256, 64, ElemKind::F32, 113), 0, {3, 16});
   checkModes(awqWeightBits(8, 36, 128, 32, ElemKind::F16, 114), 8, {1, 16});
+}
+
+// 8-bit AWQ / GPTQ with N a multiple of 16: the int8 kernels read the qweight re-laid out at load
+// (Packing::Channels16, 16-channel strips of GPTQ-oriented byte words). N = 144 = 2 gemv tiles of
+// 64 + a 16-channel tail, gemm tiles of 32 + 16; every group size, GPTQ sym / asym, v1 / v2.
+TEST(CodegenBits, Width8Channels16) {
+  for (int64_t g : {32, 64, 128, -1}) {
+    SCOPED_TRACE(gname(g));
+    checkModes(awqWeightBits(8, 144, 256, g, ElemKind::F16, 115), 0, {1, 3, 16, 513});
+    for (bool sym : {true, false})
+      for (bool v1 : {true, false})
+        checkModes(gptqWeightBits(8, 144, 256, g, sym, v1, false, ElemKind::F16, 116), 0,
+                   g == 64 ? kMs : std::vector<int64_t>{1, 16});
+  }
+  auto spec = codegen::specForWeightType(awqWeightBits(8, 144, 256, 64, ElemKind::F16, 1).type,
+                                         awqWeightBits(8, 144, 256, 64, ElemKind::F16, 1).elems());
+  ASSERT_TRUE(spec.spec);
+  spec.spec->act = Activations::Int8;
+  EXPECT_EQ(spec.spec->packing(), codegen::Packing::Channels16);
 }
 
 // GPTQ 2 / 3 / 8-bit: N a multiple of 16 / 32 / 4 (qzeros packed along N), K of 16 / 32 / 4.

@@ -63,17 +63,8 @@ void checkWeight(const TestWeight &tw, int vectorWidth = 0, const std::vector<in
   std::vector<float> w(size_t(n * k));
   std::string err = tw.type.def->dequantize(tw.type, tw.view(), w.data());
   ASSERT_EQ(err, "");
-  std::vector<const uint8_t *> ptrs;
-  std::vector<std::vector<uint8_t>> repacked; // the kernel layout of parts read re-laid-out
-  for (const std::string &s : spec.partSlots()) {
-    const uint8_t *at = s.empty() ? nullptr : tw.parts.at(s).second.data();
-    if (codegen::isRepackedPart(spec, ptrs.size())) {
-      repacked.emplace_back(tw.parts.at(s).second.size());
-      codegen::repackPart(spec, ptrs.size(), at, repacked.back().data(), 1);
-      at = repacked.back().data();
-    }
-    ptrs.push_back(at);
-  }
+  std::vector<std::vector<uint8_t>> repacked;
+  std::vector<const uint8_t *> ptrs = kernelParts(spec, tw, repacked);
   for (int64_t m : ms) {
     SCOPED_TRACE("M = " + std::to_string(m) + ", spec " + spec.key());
     // C = 64: Q4_K's separate min term (the comment above); 0 for the channel-lane kernels.

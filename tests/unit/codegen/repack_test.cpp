@@ -120,38 +120,45 @@ TEST(Repack, Q4_KChannels16RoundTripAndClosedForm) {
   }
 }
 
-// AWQ / GPTQ qweight: 16-channel strips of GPTQ-oriented words; the codes read back through the
-// packed layout's closed form equal the scheme codecs' (awq::unpackCode, GPTQ's k-major nibbles).
+// AWQ / GPTQ qweight, 4- and 8-bit: 16-channel strips of GPTQ-oriented words; the codes read
+// back through the packed layout's closed form equal the scheme codecs' (awq::unpackCode, GPTQ's
+// k-major fields).
 TEST(Repack, AwqGptqChannels16RoundTripAndCodes) {
-  for (auto layout : {codegen::Layout::Awq4, codegen::Layout::Gptq4})
-    for (auto [n, k, stacks] : {std::tuple<int64_t, int64_t, int64_t>{16, 32, 1}, {48, 96, 2},
-                                {144, 256, 1}}) {
-      SCOPED_TRACE(std::string(layout == codegen::Layout::Awq4 ? "AWQ" : "GPTQ") + " N = " +
-                   std::to_string(n) + ", K = " + std::to_string(k));
-      KernelSpec s = q4_0(n, k, codegen::Activations::Int8);
-      s.layout = layout;
-      s.group = 32;
-      ASSERT_EQ(s.packing(), codegen::Packing::Channels16);
-      ASSERT_EQ(codegen::repackedPartBytes(s), k * n / 2);
-      const int64_t matrix = k * n / 2;
-      std::vector<uint8_t> in = randomBytes(size_t(matrix * stacks), uint32_t(3 * n + k));
-      std::vector<uint8_t> packed = packedRoundTrip(s, in, stacks);
-      int64_t wrong = 0;
-      for (int64_t e = 0; e < stacks; ++e) {
-        std::vector<uint32_t> words(size_t(matrix / 4)), pw(size_t(matrix / 4));
-        std::memcpy(words.data(), in.data() + e * matrix, size_t(matrix));
-        std::memcpy(pw.data(), packed.data() + e * matrix, size_t(matrix));
-        for (int64_t kk = 0; kk < k; ++kk)
-          for (int64_t nn = 0; nn < n; ++nn) {
-            uint32_t want = layout == codegen::Layout::Awq4
-                                ? awq::unpackCode(words.data(), n, kk, nn)
-                                : (words[size_t((kk / 8) * n + nn)] >> (4 * (kk % 8))) & 15u;
-            size_t at = size_t(((nn / 16) * (k / 32) + kk / 32) * 64 + (kk % 32) / 8 * 16 + nn % 16);
-            wrong += ((pw[at] >> (4 * (kk % 8))) & 15u) != want;
-          }
+  for (int bits : {4, 8})
+    for (auto layout : {codegen::Layout::Awq4, codegen::Layout::Gptq4})
+      for (auto [n, k, stacks] : {std::tuple<int64_t, int64_t, int64_t>{16, 32, 1}, {48, 96, 2},
+                                  {144, 256, 1}}) {
+        SCOPED_TRACE(std::string(layout == codegen::Layout::Awq4 ? "AWQ" : "GPTQ") + " " +
+                     std::to_string(bits) + "-bit N = " + std::to_string(n) + ", K = " +
+                     std::to_string(k));
+        KernelSpec s = q4_0(n, k, codegen::Activations::Int8);
+        s.layout = layout;
+        s.bits = bits;
+        s.group = 32;
+        ASSERT_EQ(s.packing(), codegen::Packing::Channels16);
+        const int64_t matrix = k * n * bits / 8, pf = 32 / bits; // codes a word
+        const uint32_t mask = (1u << bits) - 1;
+        ASSERT_EQ(codegen::repackedPartBytes(s), matrix);
+        std::vector<uint8_t> in = randomBytes(size_t(matrix * stacks), uint32_t(3 * n + k + bits));
+        std::vector<uint8_t> packed = packedRoundTrip(s, in, stacks);
+        int64_t wrong = 0;
+        for (int64_t e = 0; e < stacks; ++e) {
+          std::vector<uint32_t> words(size_t(matrix / 4)), pw(size_t(matrix / 4));
+          std::memcpy(words.data(), in.data() + e * matrix, size_t(matrix));
+          std::memcpy(pw.data(), packed.data() + e * matrix, size_t(matrix));
+          for (int64_t kk = 0; kk < k; ++kk)
+            for (int64_t nn = 0; nn < n; ++nn) {
+              uint32_t want = layout == codegen::Layout::Awq4
+                                  ? awq::unpackCode(words.data(), n, kk, nn, bits)
+                                  : (words[size_t((kk / pf) * n + nn)] >> (bits * (kk % pf))) & mask;
+              // group nn / 16, block kk / 32: bits x 16 words; word row (kk % 32) / pf
+              size_t at = size_t(((nn / 16) * (k / 32) + kk / 32) * 16 * bits +
+                                 (kk % 32) / pf * 16 + nn % 16);
+              wrong += ((pw[at] >> (bits * (kk % pf))) & mask) != want;
+            }
+        }
+        EXPECT_EQ(wrong, 0);
       }
-      EXPECT_EQ(wrong, 0);
-    }
 }
 
 } // namespace

@@ -12,6 +12,7 @@
 
 #include "codegen/kernel_spec.h"
 #include "codegen/qmatmul.h"
+#include "codegen/repack.h"
 #include "codegen/thread_pool.h"
 #include "ir/weight_type.h"
 #include "schemes/all_schemes.h"
@@ -250,6 +251,24 @@ inline TestWeight ctWeight(int64_t n, int64_t k, int64_t g, bool sym, bool actor
 inline double gamma(int64_t d) {
   const double u = std::ldexp(1.0, -24);
   return double(d) * u / (1.0 - double(d) * u);
+}
+
+/// The parts of `tw` in the order and layout the kernel of `spec` reads them: pointers into `tw`,
+/// or into `repacked` for the parts it reads re-laid-out (codegen/repack.h), as the cpu executor
+/// prepares them.
+inline std::vector<const uint8_t *> kernelParts(const codegen::KernelSpec &spec, const TestWeight &tw,
+                                                std::vector<std::vector<uint8_t>> &repacked) {
+  std::vector<const uint8_t *> ptrs;
+  for (const std::string &s : spec.partSlots()) {
+    const uint8_t *at = s.empty() ? nullptr : tw.parts.at(s).second.data();
+    if (codegen::isRepackedPart(spec, ptrs.size())) {
+      repacked.emplace_back(tw.parts.at(s).second.size());
+      codegen::repackPart(spec, ptrs.size(), at, repacked.back().data(), 1);
+      at = repacked.back().data(); // a later emplace_back moves the vector, not its bytes
+    }
+    ptrs.push_back(at);
+  }
+  return ptrs;
 }
 
 /// The worst errors one kernel check saw, relative to its bounds (checkKernelOutputs).
