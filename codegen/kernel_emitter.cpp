@@ -2780,8 +2780,12 @@ Function *Emitter::emit() {
   F->addFnAttr("target-cpu", hostCpuName());
   {
     std::string feats;
-    for (const auto &f : llvm::sys::getHostCPUFeatures())
-      feats += (feats.empty() ? "" : ",") + std::string(f.second ? "+" : "-") + f.first().str();
+    for (const auto &f : llvm::sys::getHostCPUFeatures()) {
+      if (!feats.empty())
+        feats += ',';
+      feats += f.second ? '+' : '-';
+      feats += f.first();
+    }
     F->addFnAttr("target-features", feats);
   }
   if (VL >= 16) { // use zmm registers even where the CPU model prefers 256-bit vectors
