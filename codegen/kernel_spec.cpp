@@ -198,8 +198,8 @@ int64_t KernelSpec::nAlign() const {
 
 int64_t KernelSpec::gemvThreadAlign() const {
   // Channels16 gemv tiles: Q4_0 4 groups of 16 channels (a 2-group tile takes N's tail of 32),
-  // Q4_K one group.
-  return layout == Layout::GgufQ4_K ? 16 : 64;
+  // Q4_K 2 (N is a multiple of 32 in that packing).
+  return layout == Layout::GgufQ4_K ? 32 : 64;
 }
 
 int64_t KernelSpec::threadAlign() const {
