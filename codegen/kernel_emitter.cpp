@@ -1624,8 +1624,8 @@ private:
           return;
         }
         // Q4_0: 4 groups a tile (a block is 8 dot products a group: more groups, more chains);
-        // Q4_K: 2 (two streams: one decoded at ~13 GB/s a core, two at ~15), and its 2-row
-        // tile takes the groups one at a time (a run-time loop: half the code to compile).
+        // Q4_K: 2 (two streams: one decoded at ~13 GB/s a core, two at ~15) and one row at a
+        // time (the 2-row tile took compile time over 50 ms; extra rows re-read the strip from L2).
         const int NG = int(s_.gemvThreadAlign() / 16);
         Value *n = loop(NB, b.CreateSub(NE, c64(16 * NG - 1)), 16 * NG, [&](Value *n0) {
           mTiles(mb, mEnd, [&](Value *m0, int MR) { c16GemvTile(mb, m0, MR, n0, NG); },
