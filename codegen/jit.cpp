@@ -77,8 +77,9 @@ llvm::Expected<std::unique_ptr<llvm::Module>> buildOptimized(const KernelSpec &s
   // Not O3: the emitter already chose the vectors, tiles and loop order, so O3's inliner,
   // vectorizers, unrollers and loop rewrites find nothing to do and took 30-45 ms a kernel (half
   // the compile time). What the emitted IR needs is its slots promoted to registers, the address
-  // and constant arithmetic folded, and loop-invariant loads hoisted; measured within the noise
-  // of O3 on every benchmark case (docs/performance.md).
+  // and constant arithmetic folded, and loop-invariant loads hoisted. Measured within the noise
+  // of O3 on every benchmark case once the emitter unrolled Q4_K's sub-block pairs itself
+  // (codegen/README.md "Compile time").
   llvm::ModulePassManager mpm;
   if (llvm::Error e = pb.parsePassPipeline(mpm, kKernelPipeline))
     return err("qlc codegen: bad kernel pipeline: " + llvm::toString(std::move(e)));
