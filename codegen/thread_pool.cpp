@@ -63,6 +63,10 @@ void ThreadPool::workerLoop(unsigned id) {
       if (stop_)
         return;
       seen = generation_;
+      // A worker that wakes after the caller has claimed every index stays out: once the caller
+      // has seen busy_ == 0 it returns, and the next call rewrites fn_ and count_ under mu_.
+      if (next_ >= count_)
+        continue;
       ++busy_;
     }
     drain(id);
@@ -92,8 +96,9 @@ void ThreadPool::parallelFor(int64_t count, const std::function<void(int64_t, un
   }
   wake_.notify_all();
   drain(0);
-  // Every index has been claimed; wait for the workers still running theirs. A worker that wakes
-  // after this finds next_ >= count_ and does nothing.
+  // Every index has been claimed; wait for the workers still running theirs. A worker joins only
+  // under mu_ and while indices remain, so busy_ == 0 && next_ >= count_ seen under mu_ means no
+  // worker will read fn_ or count_ of this call again.
   auto finished = [&] { return busy_ == 0 && next_ >= count_; };
   spinUntil(finished);
   std::unique_lock<std::mutex> l(mu_);

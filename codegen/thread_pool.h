@@ -35,6 +35,7 @@ private:
   std::mutex callMu_; // serialises parallelFor
   std::mutex mu_;
   std::condition_variable wake_, done_;
+  // The current call; written under mu_, read by the caller and by workers counted in busy_.
   const std::function<void(int64_t, unsigned)> *fn_ = nullptr;
   int64_t count_ = 0;
   std::atomic<int64_t> next_{0};
