@@ -1462,12 +1462,13 @@ private:
     storeLaneTiles(acc, mins ? &macc : nullptr, m0, n0);
   }
 
-  // ---- Packing::Channels16 (GGUF Q4_0 / Q4_K re-laid-out at load, codegen/repack.h) ---------
+  // ---- Packing::Channels16 (GGUF Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q4_K / Q5_K re-laid-out at load,
+  // codegen/repack.h) ----------------------------------------------------------------------------
   // Lanes are output channels as in the wide tile, read straight from the weights: per 16
   // channels and block, each field (scales, code words) is one vector load, and a word's low /
   // high nibbles are the operands of two 4-element pieces, so 64 weights cost one vpdpbusd and
-  // ~1.5 ALU ops (the row layout: ~6 cycles of shuffles and per-lane scale work per 64 weights
-  // and row, which bounded the gemv at ~10 GB/s of weights per core).
+  // ~1.5 ALU ops, ~3 more with a fifth bit (the row layout: ~6 cycles of shuffles and per-lane
+  // scale work per 64 weights and row, which bounded the gemv at ~10 GB/s of weights per core).
   int64_t c16UnitBytes() const { return 16 * blockBytes(); }
   int blocksPerUnit() const { return int(unitK() / kActBlock); }
   Value *c16Unit(Value *group, Value *u) {
@@ -1477,33 +1478,51 @@ private:
     return b.CreateFPExt(load(VectorType::get(f16, 16, false), gepB(at, c64(off)), 2), vf(16));
   }
   /// For each 32-block j of the unit at `at` (16 channels): its 8 operands (k4 = 0..7), the
-  /// weight scale sw and (Q4_K) the min term ml of w = sw (c - zp) - ml, as 16-lane vectors.
+  /// weight scale sw and (Q4_1 / Q5_1 / Q4_K / Q5_K) the min term ml of w = sw (c - zp) - ml, as
+  /// 16-lane vectors.
   void c16Blocks(Value *at, const std::function<void(Value *, std::vector<Value *> &, Value *, Value *)> &f,
                  bool unrollPairs = false) {
     Value *mask = splat(16, c32(0x0F0F0F0F));
     auto word = [&](int64_t off) { return load(vi(i32, 16), gepB(at, c64(off)), 4); };
     auto lo = [&](Value *w) { return b.CreateAnd(w, mask); };
     auto hi = [&](Value *w) { return b.CreateAnd(b.CreateLShr(w, splat(16, c32(4))), mask); };
+    // Q5: the fifth bit of operand byte i is bit 8i + r of the lanes' high-bit word (r = k4 for
+    // Q5_0 / Q5_1 after the repack's transposition, the sub-block for Q5_K): rotated to bit 4.
+    auto fifth = [&](Value *qh, Value *r) {
+      Value *by = splat(16, b.CreateTrunc(b.CreateAnd(b.CreateSub(c64(4), r), c64(31)), i32));
+      Value *rot = b.CreateIntrinsic(Intrinsic::fshl, {vi(i32, 16)}, {qh, qh, by});
+      return b.CreateAnd(rot, splat(16, c32(0x10101010)));
+    };
     Value *d = c16Halves(at, 0);
-    if (s_.layout == Layout::GgufQ4_0) { // d, then word j: elements 4j.. (low), 16 + 4j.. (high)
+    if (!kQuant()) { // d [, m] [, qh], then word j: elements 4j.. (low), 16 + 4j.. (high)
+      const bool five = s_.layout == Layout::GgufQ5_0 || s_.layout == Layout::GgufQ5_1;
+      const int64_t qhOff = legacyMins() ? 64 : 32, qsOff = qhOff + (five ? 64 : 0);
+      Value *ml = legacyMins() ? b.CreateFNeg(c16Halves(at, 32)) : nullptr; // w = d c + m
+      Value *qh = five ? word(qhOff) : nullptr;
       std::vector<Value *> ops(8);
       for (int j = 0; j < 4; ++j) {
-        Value *w = word(32 + 64 * j);
+        Value *w = word(qsOff + 64 * j);
         ops[size_t(j)] = lo(w);
         ops[size_t(4 + j)] = hi(w);
       }
-      f(c64(0), ops, d, nullptr);
+      if (five)
+        for (int k4 = 0; k4 < 8; ++k4)
+          ops[size_t(k4)] = b.CreateOr(ops[size_t(k4)], fifth(qh, c64(k4)));
+      f(c64(0), ops, d, ml);
       return;
     }
-    // Q4_K: d, dmin, 3 words A, B, C of the 12 scale bytes, 32 code words (word 8p + i:
-    // sub-block 2p's elements 4i.. in the low nibbles, 2p + 1's in the high ones). The 6-bit
-    // (sc, m) of sub-block j (the reference's get_scale_min_k4) are first gathered, for all j at
-    // once, into one byte each of four words, lane by lane: sc0..3 = A & 63, m0..3 = B & 63,
+    // Q4_K / Q5_K: d, dmin, 3 words A, B, C of the 12 scale bytes, (Q5_K: 8 high-bit words, word
+    // i: bit j of byte l = the fifth bit of sub-block j's element 4i + l,) 32 code words (word
+    // 8p + i: sub-block 2p's elements 4i.. in the low nibbles, 2p + 1's in the high ones). The
+    // 6-bit (sc, m) of sub-block j (the reference's get_scale_min_k4) are first gathered, for all
+    // j at once, into one byte each of four words, lane by lane: sc0..3 = A & 63, m0..3 = B & 63,
     // sc4..7 = C & 15 | (A >> 6) << 4, m4..7 = C >> 4 | (B >> 6) << 4 bytewise; a sub-block then
     // costs one shift and mask per value (the per-j formulas cost ~3x as much in the loop).
     // The pairs p are straight-line code with unrollPairs (the one-row gemv tile, decode's hot
     // loop: constant shifts, ~10% faster), else two loops (p < 2: sub-blocks 0..3, p >= 2:
     // 4..7), a quarter of the code to compile.
+    const bool five = s_.layout == Layout::GgufQ5_K;
+    const int64_t qsOff = five ? 768 : 256;
     Value *dmin = c16Halves(at, 32);
     Value *A = word(64), *B = word(128), *C = word(192);
     auto bytes = [&](uint32_t m) { return splat(16, c32(m)); };
@@ -1516,12 +1535,15 @@ private:
       auto pair = [&](Value *p) {
         std::vector<Value *> ops[2] = {std::vector<Value *>(8), std::vector<Value *>(8)};
         for (int i = 0; i < 8; ++i) {
-          Value *w = load(vi(i32, 16), gepB(at, b.CreateAdd(c64(256 + 64 * i), b.CreateMul(p, c64(512)))), 4);
+          Value *w = load(vi(i32, 16), gepB(at, b.CreateAdd(c64(qsOff + 64 * i), b.CreateMul(p, c64(512)))), 4);
           ops[0][size_t(i)] = lo(w);
           ops[1][size_t(i)] = hi(w);
         }
         for (int h = 0; h < 2; ++h) {
           Value *j = b.CreateAdd(b.CreateMul(p, c64(2)), c64(h));
+          if (five)
+            for (int i = 0; i < 8; ++i)
+              ops[h][size_t(i)] = b.CreateOr(ops[h][size_t(i)], fifth(word(256 + 64 * i), j));
           Value *sh = splat(16, b.CreateTrunc(b.CreateMul(b.CreateURem(j, c64(4)), c64(8)), i32));
           Value *sc = b.CreateAnd(b.CreateLShr(scOf[high], sh), bytes(0xFF));
           Value *m = b.CreateAnd(b.CreateLShr(mOf[high], sh), bytes(0xFF));
@@ -1623,13 +1645,14 @@ private:
           }, "nw");
           return;
         }
-        // Q4_0: 4 groups a tile (a block is 8 dot products a group: more groups, more chains);
-        // Q4_K: 2 (two streams: one decoded at ~13 GB/s a core, two at ~15) and one row at a
-        // time (the 2-row tile took compile time over 50 ms; extra rows re-read the strip from L2).
+        // 32-blocks (Q4_0 ...): 4 groups a tile (a block is 8 dot products a group: more groups,
+        // more chains); Q4_K / Q5_K: 2 (two streams: one decoded at ~13 GB/s a core, two at ~15)
+        // and one row at a time (the 2-row tile took compile time over 50 ms; extra rows re-read
+        // the strip from L2).
         const int NG = int(s_.gemvThreadAlign() / 16);
         Value *n = loop(NB, b.CreateSub(NE, c64(16 * NG - 1)), 16 * NG, [&](Value *n0) {
           mTiles(mb, mEnd, [&](Value *m0, int MR) { c16GemvTile(mb, m0, MR, n0, NG); },
-                 s_.layout == Layout::GgufQ4_K ? 1 : 2);
+                 kQuant() ? 1 : 2);
         }, "ng");
         if (NG == 4 && s_.n % 64) // chunks start at multiples of 64: only N's last 32 channels
           loop(n, NE, 32, [&](Value *n0) {

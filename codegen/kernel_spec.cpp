@@ -30,8 +30,17 @@ Family KernelSpec::family() const {
 Packing KernelSpec::packing() const {
   if (act != Activations::Int8)
     return Packing::Rows;
-  if (layout == Layout::GgufQ4_0 || layout == Layout::GgufQ4_K)
+  switch (layout) {
+  case Layout::GgufQ4_0:
+  case Layout::GgufQ4_1:
+  case Layout::GgufQ5_0:
+  case Layout::GgufQ5_1:
+  case Layout::GgufQ4_K:
+  case Layout::GgufQ5_K:
     return n % 32 == 0 ? Packing::Channels16 : Packing::Rows;
+  default:
+    break;
+  }
   if ((layout == Layout::Awq4 || layout == Layout::Gptq4) && (bits == 4 || bits == 8))
     return n % 16 == 0 ? Packing::Channels16 : Packing::Rows;
   return Packing::Rows;
@@ -197,9 +206,9 @@ int64_t KernelSpec::nAlign() const {
 }
 
 int64_t KernelSpec::gemvThreadAlign() const {
-  // Channels16 gemv tiles: Q4_0 4 groups of 16 channels (a 2-group tile takes N's tail of 32),
-  // Q4_K 2 (N is a multiple of 32 in that packing).
-  return layout == Layout::GgufQ4_K ? 32 : 64;
+  // Channels16 gemv tiles: the 32-blocks (Q4_0 ...) 4 groups of 16 channels (a 2-group tile
+  // takes N's tail of 32), the super-blocks (Q4_K / Q5_K) 2 (N is a multiple of 32 there).
+  return layout == Layout::GgufQ4_K || layout == Layout::GgufQ5_K ? 32 : 64;
 }
 
 int64_t KernelSpec::threadAlign() const {

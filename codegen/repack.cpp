@@ -12,6 +12,7 @@ namespace {
 /// channel c (an f16 of 2 bytes, or a word of 4 code / scale bytes) at (16 j + c) * unit.
 struct Field {
   int64_t offset, bytes, unit; // in the checkpoint's block; unit 2 = f16 values, 4 = words
+  bool highBits = false;       // Q5_0 / Q5_1 qh: the word's bits transposed (spreadHighBits)
 };
 constexpr int64_t kGroup = 16;
 
@@ -24,12 +25,34 @@ Channels16Layout layoutOf(const KernelSpec &s) {
   switch (s.layout) {
   case Layout::GgufQ4_0: // d, 16 code bytes (element i low nibble of byte i, i + 16 high)
     return {18, 32, {{0, 2, 2}, {2, 16, 4}}};
+  case Layout::GgufQ4_1: // d, m, 16 code bytes as Q4_0's
+    return {20, 32, {{0, 2, 2}, {2, 2, 2}, {4, 16, 4}}};
+  case Layout::GgufQ5_0: // d, qh (bit i: element i's fifth bit), 16 code bytes as Q4_0's
+    return {22, 32, {{0, 2, 2}, {2, 4, 4, true}, {6, 16, 4}}};
+  case Layout::GgufQ5_1: // d, m, qh, 16 code bytes
+    return {24, 32, {{0, 2, 2}, {2, 2, 2}, {4, 4, 4, true}, {8, 16, 4}}};
   case Layout::GgufQ4_K: // d, dmin, 12 bytes of 6-bit scales / mins, 128 code bytes
     return {144, 256, {{0, 2, 2}, {2, 2, 2}, {4, 12, 4}, {16, 128, 4}}};
+  case Layout::GgufQ5_K: // as Q4_K with 32 bytes qh before the codes (byte l bit j: element l
+                         // of sub-block j), already one shift from the kernels' operands
+    return {176, 256, {{0, 2, 2}, {2, 2, 2}, {4, 12, 4}, {16, 32, 4}, {48, 128, 4}}};
   default:
     assert(false && "no Channels16 layout");
     return {};
   }
+}
+
+/// Q5_0 / Q5_1 qh: bit 4k + i (the fifth bit of byte i of the kernels' operand k: elements
+/// 4k + i) moves to bit 8i + k, so that the kernel gets an operand's four bits into bit 4 of its
+/// bytes with one rotate and one mask (codegen/kernel_emitter.cpp, c16Blocks).
+uint32_t spreadHighBits(uint32_t qh, bool inverse) {
+  uint32_t out = 0;
+  for (int k = 0; k < 8; ++k)
+    for (int i = 0; i < 4; ++i) {
+      const int plain = 4 * k + i, packed = 8 * i + k;
+      out |= ((qh >> (inverse ? packed : plain)) & 1u) << (inverse ? plain : packed);
+    }
+  return out;
 }
 
 template <bool Inverse> void permute(const KernelSpec &s, const uint8_t *src, uint8_t *dst,
@@ -51,6 +74,13 @@ template <bool Inverse> void permute(const KernelSpec &s, const uint8_t *src, ui
                 std::memcpy(dst + plain, src + packed, size_t(f.unit));
               else
                 std::memcpy(dst + packed, src + plain, size_t(f.unit));
+              if (f.highBits) {
+                uint8_t *at = dst + (Inverse ? plain : packed);
+                uint32_t w;
+                std::memcpy(&w, at, 4);
+                w = spreadHighBits(w, Inverse);
+                std::memcpy(at, &w, 4);
+              }
             }
             fieldAt += kGroup * f.bytes;
           }

@@ -1,6 +1,7 @@
 // Load-time re-layout of a weight part for the kernels that read it in another order than the
-// checkpoint's (KernelSpec::packing). A repack moves bytes only: same size, and unrepackPart gives
-// the input back bit for bit (tests/unit/codegen/repack_test.cpp).
+// checkpoint's (KernelSpec::packing). A repack moves bytes (and, within a Q5_0 / Q5_1 qh word,
+// bits) only: same size, and unrepackPart gives the input back bit for bit
+// (tests/unit/codegen/repack_test.cpp).
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -1,9 +1,9 @@
-// JIT kernels for GGUF Q2_K, Q3_K, Q5_K (f32 and int8 activations) and the f32 kernels of Q4_1,
-// Q5_0, Q5_1, against the exact (f64) product of x and the scheme hook's dequantized W, for
-// M in {1, 3, 16, 128, 513} (gemv and gemm), N not a multiple of the tiles (37, 100) and 64, and
-// K = 256 / 512 / 768 (K-quants) or odd / even block counts (the 32-blocks). Weights: the
-// reference quantizer's blocks, and blocks of random bytes with finite random d / dmin (every
-// bit pattern of codes, scales and high bits).
+// JIT kernels for GGUF Q2_K, Q3_K, Q5_K, Q4_1, Q5_0, Q5_1 (f32 and int8 activations), against
+// the exact (f64) product of x and the scheme hook's dequantized W, for M in {1, 3, 16, 128, 513}
+// (gemv and gemm), N not a multiple of the tiles (37, 100), 64 and 96 (int8: the Channels16
+// packing, 96 with its 32-channel tail tile), and K = 256 / 512 / 768 (K-quants) or odd / even
+// block counts (the 32-blocks). Weights: the reference quantizer's blocks, and blocks of random
+// bytes with finite random d / dmin (every bit pattern of codes, scales and high bits).
 //
 // f32 activations: the kernels' weights are bit-identical to the hook's (the reference's
 // operation order), so |y - x·w| <= gamma(accumulationDepth) * sum |x w| (codegen/README.md).
@@ -88,7 +88,8 @@ KernelErrors check(const TestWeight &tw, const std::string &type, codegen::Activ
   spec.act = act;
   std::vector<float> w(size_t(spec.n * spec.k));
   EXPECT_EQ(tw.type.def->dequantize(tw.type, tw.view(), w.data()), "");
-  std::vector<const uint8_t *> ptrs = {tw.parts.at("data").second.data()};
+  std::vector<std::vector<uint8_t>> repacked;
+  std::vector<const uint8_t *> ptrs = kernelParts(spec, tw, repacked);
   for (int64_t m : ms) {
     SCOPED_TRACE("M = " + std::to_string(m) + ", spec " + spec.key());
     out.merge(checkKernelOutputs(spec, ptrs.data(), w, m, uint32_t(3000 + m), minFactor(type)));
@@ -123,7 +124,8 @@ void checkType(const std::string &type, const std::vector<std::pair<int64_t, int
 }
 
 const std::vector<std::pair<int64_t, int64_t>> kKShapes = {{37, 256}, {64, 512}, {100, 768}};
-const std::vector<std::pair<int64_t, int64_t>> kLegacyShapes = {{37, 96}, {64, 512}, {100, 256}};
+// N = 64 and 96 (int8): the Channels16 packing, 96 with the 2-group tile for N's last 32.
+const std::vector<std::pair<int64_t, int64_t>> kLegacyShapes = {{37, 96}, {64, 512}, {100, 256}, {96, 64}};
 
 TEST(CodegenGgufKQuants, Q2_K) { checkType("Q2_K", kKShapes, 101); }
 TEST(CodegenGgufKQuants, Q3_K) { checkType("Q3_K", kKShapes, 111); }

@@ -1,6 +1,8 @@
-// The load-time re-layout of weights for the kernels (codegen/repack.h): bytes move, none change,
-// and the inverse gives the input back bit for bit. The kernels on the re-laid-out weights are
-// checked against the reference in codegen_test.cpp (CodegenGguf.Q4_0, int8 activations).
+// The load-time re-layout of weights for the kernels (codegen/repack.h): bytes move (and the bits
+// within Q5_0 / Q5_1 high-bit words), none change, and the inverse gives the input back bit for
+// bit. The kernels on the re-laid-out weights are checked against the reference in
+// codegen_test.cpp (CodegenGguf.Q4_0, int8 activations) and gguf_kquants_test.cpp (Q4_1, Q5_0,
+// Q5_1, Q5_K).
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -118,6 +120,66 @@ TEST(Repack, Q4_KChannels16RoundTripAndClosedForm) {
         }
     EXPECT_EQ(wrong, 0);
   }
+}
+
+// Q4_1 / Q5_0 / Q5_1 / Q5_K: the fields' places in a 16-channel unit (the offsets the kernels
+// read, codegen/kernel_emitter.cpp c16Blocks), and Q5_0 / Q5_1's qh word with bit 4k + i at
+// bit 8i + k (the fifth bit of byte i of operand k, one rotate from bit 4).
+TEST(Repack, Q4_1Q5Channels16RoundTripAndClosedForm) {
+  struct Field {
+    int64_t src, bytes, unit, packed;
+    bool transposed;
+  };
+  struct Type {
+    codegen::Layout layout;
+    int64_t blockBytes, blockK;
+    std::vector<Field> fields;
+  };
+  const Type types[] = {
+      {codegen::Layout::GgufQ4_1, 20, 32, {{0, 2, 2, 0, false}, {2, 2, 2, 32, false}, {4, 16, 4, 64, false}}},
+      {codegen::Layout::GgufQ5_0, 22, 32, {{0, 2, 2, 0, false}, {2, 4, 4, 32, true}, {6, 16, 4, 96, false}}},
+      {codegen::Layout::GgufQ5_1, 24, 32,
+       {{0, 2, 2, 0, false}, {2, 2, 2, 32, false}, {4, 4, 4, 64, true}, {8, 16, 4, 128, false}}},
+      {codegen::Layout::GgufQ5_K, 176, 256,
+       {{0, 2, 2, 0, false}, {2, 2, 2, 32, false}, {4, 12, 4, 64, false}, {16, 32, 4, 256, false},
+        {48, 128, 4, 768, false}}},
+  };
+  for (const Type &t : types)
+    for (auto [n, k, stacks] : {std::tuple<int64_t, int64_t, int64_t>{32, 256, 1}, {96, 512, 2}}) {
+      SCOPED_TRACE("layout " + std::to_string(int(t.layout)) + ", N = " + std::to_string(n) +
+                   ", K = " + std::to_string(k));
+      KernelSpec s = q4_0(n, k, codegen::Activations::Int8);
+      s.layout = t.layout;
+      ASSERT_EQ(s.packing(), codegen::Packing::Channels16);
+      const int64_t blocks = k / t.blockK, matrix = n * blocks * t.blockBytes;
+      ASSERT_EQ(codegen::repackedPartBytes(s), matrix);
+      std::vector<uint8_t> in = randomBytes(size_t(matrix * stacks), uint32_t(5 * n + k));
+      std::vector<uint8_t> packed = packedRoundTrip(s, in, stacks);
+      int64_t wrong = 0;
+      for (int64_t e = 0; e < stacks; ++e)
+        for (int64_t row = 0; row < n; ++row)
+          for (int64_t blk = 0; blk < blocks; ++blk) {
+            const uint8_t *src = in.data() + e * matrix + (row * blocks + blk) * t.blockBytes;
+            const uint8_t *unit =
+                packed.data() + e * matrix + ((row / 16) * blocks + blk) * 16 * t.blockBytes;
+            const int64_t c = row % 16;
+            for (const Field &f : t.fields)
+              for (int64_t j = 0; j < f.bytes / f.unit; ++j) {
+                const uint8_t *p = unit + f.packed + (16 * j + c) * f.unit, *q = src + f.src + j * f.unit;
+                if (!f.transposed) {
+                  wrong += std::memcmp(p, q, size_t(f.unit)) != 0;
+                  continue;
+                }
+                uint32_t pw, qw;
+                std::memcpy(&pw, p, 4);
+                std::memcpy(&qw, q, 4);
+                for (int kk = 0; kk < 8; ++kk)
+                  for (int i = 0; i < 4; ++i)
+                    wrong += ((pw >> (8 * i + kk)) & 1u) != ((qw >> (4 * kk + i)) & 1u);
+              }
+          }
+      EXPECT_EQ(wrong, 0);
+    }
 }
 
 // AWQ / GPTQ qweight, 4- and 8-bit: 16-channel strips of GPTQ-oriented words; the codes read
