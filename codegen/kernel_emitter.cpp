@@ -1462,8 +1462,7 @@ private:
     storeLaneTiles(acc, mins ? &macc : nullptr, m0, n0);
   }
 
-  // ---- Packing::Channels16 (GGUF Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q4_K / Q5_K re-laid-out at load,
-  // codegen/repack.h) ----------------------------------------------------------------------------
+  // ---- Packing::Channels16 (GGUF blocks re-laid-out at load, codegen/repack.h) --------------
   // Lanes are output channels as in the wide tile, read straight from the weights: per 16
   // channels and block, each field (scales, code words) is one vector load, and a word's low /
   // high nibbles are the operands of two 4-element pieces, so 64 weights cost one vpdpbusd and
@@ -1478,10 +1477,10 @@ private:
     return b.CreateFPExt(load(VectorType::get(f16, 16, false), gepB(at, c64(off)), 2), vf(16));
   }
   /// For each 32-block j of the unit at `at` (16 channels): its 8 operands (k4 = 0..7), the
-  /// weight scale sw and (Q4_1 / Q5_1 / Q4_K / Q5_K) the min term ml of w = sw (c - zp) - ml, as
-  /// 16-lane vectors.
-  void c16Blocks(Value *at, const std::function<void(Value *, std::vector<Value *> &, Value *, Value *)> &f,
-                 bool unrollPairs = false) {
+  /// weight scale sw (Q6_K: of operands 0..3, sw2 of 4..7, else sw2 = null) and (Q4_1 / Q5_1 /
+  /// Q4_K / Q5_K) the min term ml of w = sw (c - zp) - ml, as 16-lane vectors.
+  using C16Block = std::function<void(Value *j, std::vector<Value *> &ops, Value *sw, Value *ml, Value *sw2)>;
+  void c16Blocks(Value *at, const C16Block &f, bool unrollPairs = false) {
     Value *mask = splat(16, c32(0x0F0F0F0F));
     auto word = [&](int64_t off) { return load(vi(i32, 16), gepB(at, c64(off)), 4); };
     auto lo = [&](Value *w) { return b.CreateAnd(w, mask); };
@@ -1493,7 +1492,16 @@ private:
       Value *rot = b.CreateIntrinsic(Intrinsic::fshl, {vi(i32, 16)}, {qh, qh, by});
       return b.CreateAnd(rot, splat(16, c32(0x10101010)));
     };
+    if (s_.layout == Layout::GgufQ6_K)
+      return c16Q6K(at, f, unrollPairs);
     Value *d = c16Halves(at, 0);
+    if (s_.layout == Layout::GgufQ8_0) { // d, 8 words of int8 codes: c = q + 128
+      std::vector<Value *> ops(8);
+      for (int k4 = 0; k4 < 8; ++k4)
+        ops[size_t(k4)] = b.CreateXor(word(32 + 64 * k4), splat(16, c32(int32_t(0x80808080))));
+      f(c64(0), ops, d, nullptr, nullptr);
+      return;
+    }
     if (!kQuant()) { // d [, m] [, qh], then word j: elements 4j.. (low), 16 + 4j.. (high)
       const bool five = s_.layout == Layout::GgufQ5_0 || s_.layout == Layout::GgufQ5_1;
       const int64_t qhOff = legacyMins() ? 64 : 32, qsOff = qhOff + (five ? 64 : 0);
@@ -1508,7 +1516,7 @@ private:
       if (five)
         for (int k4 = 0; k4 < 8; ++k4)
           ops[size_t(k4)] = b.CreateOr(ops[size_t(k4)], fifth(qh, c64(k4)));
-      f(c64(0), ops, d, ml);
+      f(c64(0), ops, d, ml, nullptr);
       return;
     }
     // Q4_K / Q5_K: d, dmin, 3 words A, B, C of the 12 scale bytes, (Q5_K: 8 high-bit words, word
@@ -1519,8 +1527,7 @@ private:
     // sc4..7 = C & 15 | (A >> 6) << 4, m4..7 = C >> 4 | (B >> 6) << 4 bytewise; a sub-block then
     // costs one shift and mask per value (the per-j formulas cost ~3x as much in the loop).
     // The pairs p are straight-line code with unrollPairs (the one-row gemv tile, decode's hot
-    // loop: constant shifts, ~10% faster), else two loops (p < 2: sub-blocks 0..3, p >= 2:
-    // 4..7), a quarter of the code to compile.
+    // loop: constant shifts, ~10% faster), else one loop, a quarter of the code to compile.
     const bool five = s_.layout == Layout::GgufQ5_K;
     const int64_t qsOff = five ? 768 : 256;
     Value *dmin = c16Halves(at, 32);
@@ -1531,31 +1538,73 @@ private:
                       b.CreateOr(b.CreateAnd(C, bytes(0x0F0F0F0F)), b.CreateAnd(shr(A, 2), bytes(0x30303030)))};
     Value *mOf[2] = {b.CreateAnd(B, bytes(0x3F3F3F3F)),
                      b.CreateOr(b.CreateAnd(shr(C, 4), bytes(0x0F0F0F0F)), b.CreateAnd(shr(B, 2), bytes(0x30303030)))};
-    for (int high = 0; high < 2; ++high) {
-      auto pair = [&](Value *p) {
-        std::vector<Value *> ops[2] = {std::vector<Value *>(8), std::vector<Value *>(8)};
-        for (int i = 0; i < 8; ++i) {
-          Value *w = load(vi(i32, 16), gepB(at, b.CreateAdd(c64(qsOff + 64 * i), b.CreateMul(p, c64(512)))), 4);
-          ops[0][size_t(i)] = lo(w);
-          ops[1][size_t(i)] = hi(w);
+    // pair p: sub-blocks 2p, 2p + 1, their (sc, m) in bytes 2p % 4, 2p % 4 + 1 of scOf / mOf[p >= 2]
+    auto pair = [&](Value *p, Value *sc4, Value *m4) {
+      std::vector<Value *> ops[2] = {std::vector<Value *>(8), std::vector<Value *>(8)};
+      for (int i = 0; i < 8; ++i) {
+        Value *w = load(vi(i32, 16), gepB(at, b.CreateAdd(c64(qsOff + 64 * i), b.CreateMul(p, c64(512)))), 4);
+        ops[0][size_t(i)] = lo(w);
+        ops[1][size_t(i)] = hi(w);
+      }
+      for (int h = 0; h < 2; ++h) {
+        Value *j = b.CreateAdd(b.CreateMul(p, c64(2)), c64(h));
+        if (five)
+          for (int i = 0; i < 8; ++i)
+            ops[h][size_t(i)] = b.CreateOr(ops[h][size_t(i)], fifth(word(256 + 64 * i), j));
+        Value *sh = splat(16, b.CreateTrunc(b.CreateMul(b.CreateURem(j, c64(4)), c64(8)), i32));
+        Value *sc = b.CreateAnd(b.CreateLShr(sc4, sh), bytes(0xFF));
+        Value *m = b.CreateAnd(b.CreateLShr(m4, sh), bytes(0xFF));
+        f(j, ops[h], b.CreateFMul(d, b.CreateUIToFP(sc, vf(16))),
+          b.CreateFMul(dmin, b.CreateUIToFP(m, vf(16))), nullptr);
+      }
+    };
+    if (unrollPairs) {
+      for (int p = 0; p < 4; ++p)
+        pair(c64(p), scOf[p / 2], mOf[p / 2]);
+      return;
+    }
+    loop(c64(0), c64(4), 1, [&](Value *p) {
+      Value *upper = b.CreateICmpUGE(p, c64(2));
+      pair(p, b.CreateSelect(upper, scOf[1], scOf[0]), b.CreateSelect(upper, mOf[1], mOf[0]));
+    }, "pp");
+  }
+
+  /// Q6_K: 32 ql words, 16 qh words, 4 words of the 16 int8 scales, d. Half n (128 elements) is
+  /// ql words 16n .. 16n + 15 and qh words 8n .. 8n + 7; its sub-block t (0..3) takes operand
+  /// k4's low 4 bits from the low (t < 2) or high nibbles of ql word 16n + 8 (t % 2) + k4 and its
+  /// top 2 from bits 2t, 2t + 1 of qh word 8n + k4's bytes; its 16-element halves have the
+  /// scales 8n + 2t and 8n + 2t + 1 (signed bytes of the scale words). Code c in 0..63, zp 32.
+  void c16Q6K(Value *at, const C16Block &f, bool unroll) {
+    auto word = [&](Value *off) { return load(vi(i32, 16), gepB(at, off), 4); };
+    Value *mask = splat(16, c32(0x0F0F0F0F));
+    Value *d = c16Halves(at, 3328);
+    auto half = [&](Value *n) {
+      Value *ql = b.CreateMul(n, c64(16 * 64)), *qh = b.CreateAdd(c64(2048), b.CreateMul(n, c64(8 * 64)));
+      for (int t = 0; t < 4; ++t) {
+        std::vector<Value *> ops(8);
+        for (int k4 = 0; k4 < 8; ++k4) {
+          Value *w = word(b.CreateAdd(ql, c64(64 * (8 * (t % 2) + k4))));
+          Value *low = b.CreateAnd(t < 2 ? w : b.CreateLShr(w, splat(16, c32(4))), mask);
+          Value *h = word(b.CreateAdd(qh, c64(64 * k4)));
+          Value *top = b.CreateIntrinsic(Intrinsic::fshl, {vi(i32, 16)}, {h, h, splat(16, c32(uint32_t(4 - 2 * t) & 31))});
+          ops[size_t(k4)] = b.CreateOr(low, b.CreateAnd(top, splat(16, c32(0x30303030))));
         }
-        for (int h = 0; h < 2; ++h) {
-          Value *j = b.CreateAdd(b.CreateMul(p, c64(2)), c64(h));
-          if (five)
-            for (int i = 0; i < 8; ++i)
-              ops[h][size_t(i)] = b.CreateOr(ops[h][size_t(i)], fifth(word(256 + 64 * i), j));
-          Value *sh = splat(16, b.CreateTrunc(b.CreateMul(b.CreateURem(j, c64(4)), c64(8)), i32));
-          Value *sc = b.CreateAnd(b.CreateLShr(scOf[high], sh), bytes(0xFF));
-          Value *m = b.CreateAnd(b.CreateLShr(mOf[high], sh), bytes(0xFF));
-          f(j, ops[h], b.CreateFMul(d, b.CreateUIToFP(sc, vf(16))),
-            b.CreateFMul(dmin, b.CreateUIToFP(m, vf(16))));
+        // scale s = 8n + 2t + hf: byte 2 (t % 2) + hf of scale word 2n + t / 2
+        Value *sw[2];
+        Value *scw = word(b.CreateAdd(c64(3072 + 64 * (t / 2)), b.CreateMul(n, c64(128))));
+        for (int hf = 0; hf < 2; ++hf) {
+          const int byte = 2 * (t % 2) + hf;
+          Value *sc = b.CreateAShr(b.CreateShl(scw, splat(16, c32(24 - 8 * byte))), splat(16, c32(24)));
+          sw[hf] = b.CreateFMul(d, b.CreateSIToFP(sc, vf(16)));
         }
-      };
-      if (unrollPairs)
-        for (int p = 2 * high; p < 2 * high + 2; ++p)
-          pair(c64(p));
-      else
-        loop(c64(2 * high), c64(2 * high + 2), 1, pair, high ? "p47" : "p03");
+        f(b.CreateAdd(b.CreateMul(n, c64(4)), c64(t)), ops, sw[0], nullptr, sw[1]);
+      }
+    };
+    if (unroll) {
+      half(c64(0));
+      half(c64(1));
+    } else {
+      loop(c64(0), c64(2), 1, half, "q6h");
     }
   }
 
@@ -1588,11 +1637,22 @@ private:
         for (int64_t off = 0; off < c16UnitBytes(); off += 64)
           b.CreateIntrinsic(Intrinsic::prefetch, {ptr}, {gepB(at, c64(ahead + off)), b.getInt32(0),
                                                          b.getInt32(3), b.getInt32(1)});
-        c16Blocks(at, [&](Value *j, std::vector<Value *> &ops, Value *sw, Value *ml) {
+        c16Blocks(at, [&](Value *j, std::vector<Value *> &ops, Value *sw, Value *ml, Value *sw2) {
           Value *blk = b.CreateAdd(b.CreateMul(u, c64(blocksPerUnit())), j);
           for (int i = 0; i < MR; ++i) {
             Value *xq = xqAt(xi[i], blk);
             Value *dx = splat(16, load(f32, blockDataAt(0, xi[i], blk), 4));
+            if (sw2) { // Q6_K: a chain, a bias (-zp sum xq) and a scale per 16-element half
+              Value *r = load(vf(16), acc[i][g], 4);
+              for (int hf = 0; hf < 2; ++hf) {
+                Value *ia = splat(16, load(i32, gepB(blockDataAt(1, xi[i], blk), c64(4 * hf)), 4));
+                for (int k4 = 4 * hf; k4 < 4 * hf + 4; ++k4)
+                  ia = b.CreateCall(dp, {ia, ops[size_t(k4)], splat(16, load(i32, gepB(xq, c64(4 * k4)), 1))});
+                r = fma(b.CreateSIToFP(ia, vf(16)), b.CreateFMul(hf ? sw2 : sw, dx), r);
+              }
+              store(r, acc[i][g], 4);
+              continue;
+            }
             std::vector<Value *> ia(chains, Constant::getNullValue(vi(i32, 16)));
             if (zp)
               ia[0] = splat(16, load(i32, blockDataAt(1, xi[i], blk), 4));
@@ -1620,13 +1680,15 @@ private:
     Value *g0 = b.CreateUDiv(n0, c64(16));
     loop(c64(0), c64(nUnits()), 1, [&](Value *u) {
       for (int v = 0; v < 2; ++v)
-        c16Blocks(c16Unit(b.CreateAdd(g0, c64(v)), u), [&](Value *j, std::vector<Value *> &ops, Value *sw, Value *ml) {
+        c16Blocks(c16Unit(b.CreateAdd(g0, c64(v)), u), [&](Value *j, std::vector<Value *> &ops, Value *sw, Value *ml, Value *sw2) {
           Value *blk = b.CreateAdd(b.CreateMul(u, c64(blocksPerUnit())), j);
           for (int k4 = 0; k4 < 8; ++k4)
             store(ops[size_t(k4)], widePanel(blk, k4 * 128 + v * 64), 4);
           store(sw, widePanel(blk, 1024 + v * 64), 4);
+          if (sw2) // Q6_K: the scale of each 16-element half (nHalves)
+            store(sw2, widePanel(blk, 1024 + 128 + v * 64), 4);
           if (ml)
-            store(ml, widePanel(blk, 1024 + 128 + v * 64), 4);
+            store(ml, widePanel(blk, minOff(0) + v * 64), 4);
         });
     }, "cf");
   }

@@ -31,12 +31,14 @@ Packing KernelSpec::packing() const {
   if (act != Activations::Int8)
     return Packing::Rows;
   switch (layout) {
+  case Layout::GgufQ8_0:
   case Layout::GgufQ4_0:
   case Layout::GgufQ4_1:
   case Layout::GgufQ5_0:
   case Layout::GgufQ5_1:
   case Layout::GgufQ4_K:
   case Layout::GgufQ5_K:
+  case Layout::GgufQ6_K:
     return n % 32 == 0 ? Packing::Channels16 : Packing::Rows;
   default:
     break;
@@ -206,9 +208,9 @@ int64_t KernelSpec::nAlign() const {
 }
 
 int64_t KernelSpec::gemvThreadAlign() const {
-  // Channels16 gemv tiles: the 32-blocks (Q4_0 ...) 4 groups of 16 channels (a 2-group tile
-  // takes N's tail of 32), the super-blocks (Q4_K / Q5_K) 2 (N is a multiple of 32 there).
-  return layout == Layout::GgufQ4_K || layout == Layout::GgufQ5_K ? 32 : 64;
+  // Channels16 gemv tiles: the 32-blocks (Q8_0, Q4_0 ...) 4 groups of 16 channels (a 2-group
+  // tile takes N's tail of 32), the super-blocks (Q4_K / Q5_K / Q6_K) 2 (N is a multiple of 32).
+  return layout == Layout::GgufQ4_K || layout == Layout::GgufQ5_K || layout == Layout::GgufQ6_K ? 32 : 64;
 }
 
 int64_t KernelSpec::threadAlign() const {

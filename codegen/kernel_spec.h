@@ -60,12 +60,12 @@ inline constexpr int64_t kActBlock = 32;
 
 /// How the kernels read a weight's main part: as the checkpoint stores it (Rows), or re-laid-out
 /// once when the weight is prepared (codegen/repack.h) so that vector lanes are output channels.
-/// Channels16 (GGUF Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q4_K / Q5_K, int8 activations, N a multiple of
-/// 32): per 16 output channels and block, each field of the block transposed across the 16
-/// channels, e.g. for Q4_0 the 16 f16 d then 4 x 16 int32 words, word (j, c) = code bytes
-/// 4j .. 4j+3 of channel c (low nibbles: elements 4j .. 4j+3, high: 16 + 4j ..); the same bytes,
-/// except that Q5_0 / Q5_1's 32 high bits are transposed as 8 x 4 bits (codegen/repack.cpp). For AWQ / GPTQ
-/// 4- and 8-bit (int8 activations, N a multiple of 16) the qweight as 16-channel strips of
+/// Channels16 (the GGUF block types but Q2_K / Q3_K, int8 activations, N a multiple of 32): per
+/// 16 output channels and block, each field of the block transposed across the 16 channels, e.g.
+/// for Q4_0 the 16 f16 d then 4 x 16 int32 words, word (j, c) = code bytes 4j .. 4j+3 of channel
+/// c (low nibbles: elements 4j .. 4j+3, high: 16 + 4j ..); the same bytes, except that Q5_0 /
+/// Q5_1's 32 high bits are transposed as 8 x 4 bits (codegen/repack.cpp). For AWQ / GPTQ 4- and
+/// 8-bit (int8 activations, N a multiple of 16) the qweight as 16-channel strips of
 /// GPTQ-oriented words, 256 (512) contiguous bytes per 32-block, instead of rows along K.
 enum class Packing { Rows, Channels16 };
 
@@ -105,8 +105,9 @@ struct KernelSpec {
   /// bound |y_kernel - y_exact| <= gamma(depth) * sum_k |x_k w_k|, gamma(d) = d u / (1 - d u).
   int64_t accumulationDepth() const;
   /// How the kernels read the main part (a function of the fields above): Channels16 for int8
-  /// activations on GGUF Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q4_K / Q5_K with N a multiple of 32 (every real model's N, so the wide
-  /// tiles never leave a ragged tail in that layout) and AWQ / GPTQ 4- and 8-bit with N % 16 == 0.
+  /// activations on the GGUF block types but Q2_K / Q3_K with N a multiple of 32 (every real
+  /// model's N, so the wide tiles never leave a ragged tail in that layout) and AWQ / GPTQ 4- and
+  /// 8-bit with N % 16 == 0.
   Packing packing() const;
   /// Resolves vectorWidth 0 to the host's.
   int lanes() const;

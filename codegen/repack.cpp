@@ -23,6 +23,8 @@ struct Channels16Layout {
 
 Channels16Layout layoutOf(const KernelSpec &s) {
   switch (s.layout) {
+  case Layout::GgufQ8_0: // d, 32 int8 codes
+    return {34, 32, {{0, 2, 2}, {2, 32, 4}}};
   case Layout::GgufQ4_0: // d, 16 code bytes (element i low nibble of byte i, i + 16 high)
     return {18, 32, {{0, 2, 2}, {2, 16, 4}}};
   case Layout::GgufQ4_1: // d, m, 16 code bytes as Q4_0's
@@ -36,6 +38,8 @@ Channels16Layout layoutOf(const KernelSpec &s) {
   case Layout::GgufQ5_K: // as Q4_K with 32 bytes qh before the codes (byte l bit j: element l
                          // of sub-block j), already one shift from the kernels' operands
     return {176, 256, {{0, 2, 2}, {2, 2, 2}, {4, 12, 4}, {16, 32, 4}, {48, 128, 4}}};
+  case Layout::GgufQ6_K: // 128 bytes low 4 bits, 64 bytes top 2 bits, 16 int8 scales, d
+    return {210, 256, {{0, 128, 4}, {128, 64, 4}, {192, 16, 4}, {208, 2, 2}}};
   default:
     assert(false && "no Channels16 layout");
     return {};

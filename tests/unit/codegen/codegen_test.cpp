@@ -95,7 +95,8 @@ void checkBoth(const TestWeight &tw, int vectorWidth = 0, const std::vector<int6
 }
 
 TEST(CodegenGguf, Q8_0) {
-  for (auto [n, k] : {std::pair<int64_t, int64_t>{37, 96}, {64, 512}, {5, 32}})
+  // 64 / 160 / 96: int8 kernels on the Channels16 packing (4-group tiles, the 2-group tail).
+  for (auto [n, k] : {std::pair<int64_t, int64_t>{37, 96}, {64, 512}, {5, 32}, {160, 96}, {96, 64}})
     checkBoth(ggufWeight("Q8_0", n, k, 11));
   checkBoth(ggufWeight("Q8_0", 37, 96, 12), 8);
 }
@@ -108,14 +109,15 @@ TEST(CodegenGguf, Q4_0) {
 }
 
 TEST(CodegenGguf, Q4_K) {
-  // 64 / 160: int8 kernels on the Channels16 packing (4-group tiles, the 2-group tail).
+  // 64 / 160: int8 kernels on the Channels16 packing (2-group tiles).
   for (auto [n, k] : {std::pair<int64_t, int64_t>{37, 256}, {20, 512}, {64, 512}, {160, 256}})
     checkBoth(ggufWeight("Q4_K", n, k, 31));
   checkBoth(ggufWeight("Q4_K", 13, 512, 32), 8);
 }
 
 TEST(CodegenGguf, Q6_K) {
-  for (auto [n, k] : {std::pair<int64_t, int64_t>{37, 256}, {20, 512}})
+  // 64 / 160: int8 kernels on the Channels16 packing (2-group tiles).
+  for (auto [n, k] : {std::pair<int64_t, int64_t>{37, 256}, {20, 512}, {64, 512}, {160, 256}})
     checkBoth(ggufWeight("Q6_K", n, k, 41));
   checkBoth(ggufWeight("Q6_K", 13, 512, 42), 8);
 }

@@ -1,8 +1,8 @@
 // The load-time re-layout of weights for the kernels (codegen/repack.h): bytes move (and the bits
 // within Q5_0 / Q5_1 high-bit words), none change, and the inverse gives the input back bit for
 // bit. The kernels on the re-laid-out weights are checked against the reference in
-// codegen_test.cpp (CodegenGguf.Q4_0, int8 activations) and gguf_kquants_test.cpp (Q4_1, Q5_0,
-// Q5_1, Q5_K).
+// codegen_test.cpp (CodegenGguf.Q8_0 / Q4_0 / Q4_K / Q6_K, int8 activations) and
+// gguf_kquants_test.cpp (Q4_1, Q5_0, Q5_1, Q5_K).
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -58,7 +58,8 @@ TEST(Repack, WhichSpecsRepack) {
   q4k.layout = codegen::Layout::GgufQ4_K;
   EXPECT_EQ(q4k.packing(), codegen::Packing::Channels16);
   KernelSpec q8 = q4_0(64, 128, Activations::Int8);
-  q8.layout = codegen::Layout::GgufQ8_0;
+  q8.layout = codegen::Layout::GgufQ2_K; // Q2_K / Q3_K read rows
+  q8.k = 256;
   EXPECT_EQ(q8.packing(), codegen::Packing::Rows);
 }
 
@@ -122,10 +123,10 @@ TEST(Repack, Q4_KChannels16RoundTripAndClosedForm) {
   }
 }
 
-// Q4_1 / Q5_0 / Q5_1 / Q5_K: the fields' places in a 16-channel unit (the offsets the kernels
+// Q8_0 / Q6_K / Q4_1 / Q5_0 / Q5_1 / Q5_K: the fields' places in a 16-channel unit (the offsets the kernels
 // read, codegen/kernel_emitter.cpp c16Blocks), and Q5_0 / Q5_1's qh word with bit 4k + i at
 // bit 8i + k (the fifth bit of byte i of operand k, one rotate from bit 4).
-TEST(Repack, Q4_1Q5Channels16RoundTripAndClosedForm) {
+TEST(Repack, OtherGgufChannels16RoundTripAndClosedForm) {
   struct Field {
     int64_t src, bytes, unit, packed;
     bool transposed;
@@ -136,6 +137,9 @@ TEST(Repack, Q4_1Q5Channels16RoundTripAndClosedForm) {
     std::vector<Field> fields;
   };
   const Type types[] = {
+      {codegen::Layout::GgufQ8_0, 34, 32, {{0, 2, 2, 0, false}, {2, 32, 4, 32, false}}},
+      {codegen::Layout::GgufQ6_K, 210, 256,
+       {{0, 128, 4, 0, false}, {128, 64, 4, 2048, false}, {192, 16, 4, 3072, false}, {208, 2, 2, 3328, false}}},
       {codegen::Layout::GgufQ4_1, 20, 32, {{0, 2, 2, 0, false}, {2, 2, 2, 32, false}, {4, 16, 4, 64, false}}},
       {codegen::Layout::GgufQ5_0, 22, 32, {{0, 2, 2, 0, false}, {2, 4, 4, 32, true}, {6, 16, 4, 96, false}}},
       {codegen::Layout::GgufQ5_1, 24, 32,
