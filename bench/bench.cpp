@@ -84,9 +84,10 @@ void setCounters(benchmark::State &st, const Meta &m) {
 
 // ---- synthetic quantized weights ---------------------------------------------------------------
 
-enum class Fmt { Q4_0, Q4_K, AWQ, GPTQ, Q5_K, Q3_K, Q2_K, Q4_1, Q5_0, Q5_1 };
+enum class Fmt { Q4_0, Q4_K, AWQ, GPTQ, Q5_K, Q3_K, Q2_K, Q4_1, Q5_0, Q5_1, Q6_K, Q8_0 };
 /// The GGUF formats benchmarked on two cases only (decode 4096x14336, prefill 512 x 4096x4096).
-const std::vector<Fmt> kExtraGguf = {Fmt::Q5_K, Fmt::Q3_K, Fmt::Q2_K, Fmt::Q4_1, Fmt::Q5_0, Fmt::Q5_1};
+const std::vector<Fmt> kExtraGguf = {Fmt::Q5_K, Fmt::Q6_K, Fmt::Q3_K, Fmt::Q2_K,
+                                     Fmt::Q4_1, Fmt::Q5_0, Fmt::Q5_1, Fmt::Q8_0};
 const char *fmtName(Fmt f) {
   switch (f) {
   case Fmt::Q4_0: return "Q4_0";
@@ -99,6 +100,8 @@ const char *fmtName(Fmt f) {
   case Fmt::Q4_1: return "Q4_1";
   case Fmt::Q5_0: return "Q5_0";
   case Fmt::Q5_1: return "Q5_1";
+  case Fmt::Q6_K: return "Q6_K";
+  case Fmt::Q8_0: return "Q8_0";
   }
   return "?";
 }
@@ -256,6 +259,8 @@ std::unique_ptr<QWeights> makeWeights(Fmt fmt, int64_t n, int64_t k, int64_t cop
     case Fmt::Q2_K: offs = {80, 82}; break;
     case Fmt::Q4_1: offs = {0, 2}; break;
     case Fmt::Q5_0: offs = {0}; break;
+    case Fmt::Q6_K: offs = {208}; break;
+    case Fmt::Q8_0: offs = {0}; break;
     default: offs = {0, 2}; break; // Q5_1
     }
     for (size_t b = 0; b < p0.size(); b += size_t(bb))
@@ -394,7 +399,10 @@ void registerBench(const std::string &name, Meta meta,
   })->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(minTime);
 }
 
-std::string tname(unsigned t) { return "t" + std::to_string(t); }
+std::string tname(unsigned t) {
+  std::string s = std::to_string(t); // appended, not "t" + ...: GCC 12's -Wrestrict false positive
+  return s.insert(0, 1, 't');
+}
 
 void registerStream(double minTime) {
   static std::vector<float, std::allocator<float>> *buf = nullptr;

@@ -21,7 +21,7 @@ int main(int argc, char **argv) {
       std::fprintf(stderr,
                    "usage: qlc-bench [--quick] [--json=FILE] [--filter=REGEX] [--min-time=SEC]\n"
                    "  --quick     smoke subset: 4096x4096 at M = 1 and 64, Qwen3-MoE at 1 and 16\n"
-                   "              tokens (about 30 s); the full run takes about 3 minutes\n");
+                   "              tokens (about 30 s); the full run takes about 7 minutes\n");
       return a == "--help" || a == "-h" ? 0 : 2;
     }
   }

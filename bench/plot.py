@@ -12,7 +12,7 @@ from xml.sax.saxutils import escape
 COLORS = {"eigen": "#888888", "Q4_0": "#1f77b4", "Q4_K": "#2ca02c", "AWQ": "#d62728",
           "AWQ-f32": "#ff9896", "GPTQ": "#9467bd", "GPTQ-f32": "#c5b0d5", "Q4_1": "#17becf",
           "Q5_0": "#bcbd22", "Q5_1": "#e377c2", "Q2_K": "#8c564b", "Q3_K": "#ff7f0e",
-          "Q5_K": "#7f7f7f"}
+          "Q5_K": "#7f7f7f", "Q6_K": "#aec7e8", "Q8_0": "#98df8a"}
 # The f32-activation variants of the other GGUF types share one light colour.
 F32_OTHER = "#dddddd"
 

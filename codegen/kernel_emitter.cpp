@@ -1480,7 +1480,7 @@ private:
   /// weight scale sw (Q6_K: of operands 0..3, sw2 of 4..7, else sw2 = null) and (Q4_1 / Q5_1 /
   /// Q4_K / Q5_K) the min term ml of w = sw (c - zp) - ml, as 16-lane vectors.
   using C16Block = std::function<void(Value *j, std::vector<Value *> &ops, Value *sw, Value *ml, Value *sw2)>;
-  void c16Blocks(Value *at, const C16Block &f, bool unrollPairs = false) {
+  void c16Blocks(Value *at, const C16Block &f, bool unroll = false) {
     Value *mask = splat(16, c32(0x0F0F0F0F));
     auto word = [&](int64_t off) { return load(vi(i32, 16), gepB(at, c64(off)), 4); };
     auto lo = [&](Value *w) { return b.CreateAnd(w, mask); };
@@ -1493,7 +1493,7 @@ private:
       return b.CreateAnd(rot, splat(16, c32(0x10101010)));
     };
     if (s_.layout == Layout::GgufQ6_K)
-      return c16Q6K(at, f, unrollPairs);
+      return c16Q6K(at, f, unroll);
     Value *d = c16Halves(at, 0);
     if (s_.layout == Layout::GgufQ8_0) { // d, 8 words of int8 codes: c = q + 128
       std::vector<Value *> ops(8);
@@ -1526,8 +1526,9 @@ private:
     // j at once, into one byte each of four words, lane by lane: sc0..3 = A & 63, m0..3 = B & 63,
     // sc4..7 = C & 15 | (A >> 6) << 4, m4..7 = C >> 4 | (B >> 6) << 4 bytewise; a sub-block then
     // costs one shift and mask per value (the per-j formulas cost ~3x as much in the loop).
-    // The pairs p are straight-line code with unrollPairs (the one-row gemv tile, decode's hot
-    // loop: constant shifts, ~10% faster), else one loop, a quarter of the code to compile.
+    // The pairs p are straight-line code with `unroll` (the one-row gemv tile, decode's hot loop:
+    // Q4_K / Q5_K 18-25% faster than a loop of 2 iterations of 2 pairs), else one
+    // loop, a quarter of the code to compile.
     const bool five = s_.layout == Layout::GgufQ5_K;
     const int64_t qsOff = five ? 768 : 256;
     Value *dmin = c16Halves(at, 32);
@@ -1558,7 +1559,7 @@ private:
           b.CreateFMul(dmin, b.CreateUIToFP(m, vf(16))), nullptr);
       }
     };
-    if (unrollPairs) {
+    if (unroll) {
       for (int p = 0; p < 4; ++p)
         pair(c64(p), scOf[p / 2], mOf[p / 2]);
       return;
@@ -1576,36 +1577,40 @@ private:
   /// scales 8n + 2t and 8n + 2t + 1 (signed bytes of the scale words). Code c in 0..63, zp 32.
   void c16Q6K(Value *at, const C16Block &f, bool unroll) {
     auto word = [&](Value *off) { return load(vi(i32, 16), gepB(at, off), 4); };
+    auto vsplat = [&](Value *v64) { return splat(16, b.CreateTrunc(v64, i32)); };
     Value *mask = splat(16, c32(0x0F0F0F0F));
     Value *d = c16Halves(at, 3328);
-    auto half = [&](Value *n) {
-      Value *ql = b.CreateMul(n, c64(16 * 64)), *qh = b.CreateAdd(c64(2048), b.CreateMul(n, c64(8 * 64)));
-      for (int t = 0; t < 4; ++t) {
-        std::vector<Value *> ops(8);
-        for (int k4 = 0; k4 < 8; ++k4) {
-          Value *w = word(b.CreateAdd(ql, c64(64 * (8 * (t % 2) + k4))));
-          Value *low = b.CreateAnd(t < 2 ? w : b.CreateLShr(w, splat(16, c32(4))), mask);
-          Value *h = word(b.CreateAdd(qh, c64(64 * k4)));
-          Value *top = b.CreateIntrinsic(Intrinsic::fshl, {vi(i32, 16)}, {h, h, splat(16, c32(uint32_t(4 - 2 * t) & 31))});
-          ops[size_t(k4)] = b.CreateOr(low, b.CreateAnd(top, splat(16, c32(0x30303030))));
-        }
-        // scale s = 8n + 2t + hf: byte 2 (t % 2) + hf of scale word 2n + t / 2
-        Value *sw[2];
-        Value *scw = word(b.CreateAdd(c64(3072 + 64 * (t / 2)), b.CreateMul(n, c64(128))));
-        for (int hf = 0; hf < 2; ++hf) {
-          const int byte = 2 * (t % 2) + hf;
-          Value *sc = b.CreateAShr(b.CreateShl(scw, splat(16, c32(24 - 8 * byte))), splat(16, c32(24)));
-          sw[hf] = b.CreateFMul(d, b.CreateSIToFP(sc, vf(16)));
-        }
-        f(b.CreateAdd(b.CreateMul(n, c64(4)), c64(t)), ops, sw[0], nullptr, sw[1]);
+    // Sub-block j = 4n + t (t constant when unrolled: the shifts fold).
+    auto subBlock = [&](Value *n, Value *t) {
+      Value *j = b.CreateAdd(b.CreateMul(n, c64(4)), t);
+      Value *t2 = b.CreateURem(t, c64(2));
+      Value *ql = b.CreateAdd(b.CreateMul(n, c64(16 * 64)), b.CreateMul(t2, c64(8 * 64)));
+      Value *qh = b.CreateAdd(c64(2048), b.CreateMul(n, c64(8 * 64)));
+      Value *nib = vsplat(b.CreateMul(b.CreateUDiv(t, c64(2)), c64(4)));            // 0 or 4
+      Value *rot = vsplat(b.CreateAnd(b.CreateSub(c64(4), b.CreateMul(t, c64(2))), c64(31)));
+      std::vector<Value *> ops(8);
+      for (int k4 = 0; k4 < 8; ++k4) {
+        Value *low = b.CreateAnd(b.CreateLShr(word(b.CreateAdd(ql, c64(64 * k4))), nib), mask);
+        Value *h = word(b.CreateAdd(qh, c64(64 * k4)));
+        Value *top = b.CreateIntrinsic(Intrinsic::fshl, {vi(i32, 16)}, {h, h, rot});
+        ops[size_t(k4)] = b.CreateOr(low, b.CreateAnd(top, splat(16, c32(0x30303030))));
       }
+      // scale s = 8n + 2t + hf: byte 2 (t % 2) + hf of scale word 2n + t / 2
+      Value *scw = word(b.CreateAdd(c64(3072), b.CreateMul(b.CreateUDiv(j, c64(2)), c64(64))));
+      Value *sw[2];
+      for (int hf = 0; hf < 2; ++hf) {
+        Value *byte = b.CreateAdd(b.CreateMul(t2, c64(2)), c64(hf));
+        Value *up = vsplat(b.CreateSub(c64(24), b.CreateMul(byte, c64(8))));
+        Value *sc = b.CreateAShr(b.CreateShl(scw, up), splat(16, c32(24)));
+        sw[hf] = b.CreateFMul(d, b.CreateSIToFP(sc, vf(16)));
+      }
+      f(j, ops, sw[0], nullptr, sw[1]);
     };
-    if (unroll) {
-      half(c64(0));
-      half(c64(1));
-    } else {
-      loop(c64(0), c64(2), 1, half, "q6h");
-    }
+    if (unroll)
+      for (int j = 0; j < 8; ++j)
+        subBlock(c64(j / 4), c64(j % 4));
+    else
+      loop(c64(0), c64(8), 1, [&](Value *j) { subBlock(b.CreateUDiv(j, c64(4)), b.CreateURem(j, c64(4))); }, "q6s");
   }
 
   /// gemv: rows [m0, m0+MR) x channels [n0, n0 + 16 NG) from the re-laid-out weights. With one
@@ -1708,9 +1713,9 @@ private:
           return;
         }
         // 32-blocks (Q4_0 ...): 4 groups a tile (a block is 8 dot products a group: more groups,
-        // more chains); Q4_K / Q5_K: 2 (two streams: one decoded at ~13 GB/s a core, two at ~15)
-        // and one row at a time (the 2-row tile took compile time over 50 ms; extra rows re-read
-        // the strip from L2).
+        // more chains); Q4_K / Q5_K: 2 (two streams: one decoded at ~13 GB/s a core, two at ~15),
+        // Q6_K 1 (KernelSpec::gemvThreadAlign), one row at a time (the 2-row tile took compile
+        // time over 50 ms; extra rows re-read the strip from L2).
         const int NG = int(s_.gemvThreadAlign() / 16);
         Value *n = loop(NB, b.CreateSub(NE, c64(16 * NG - 1)), 16 * NG, [&](Value *n0) {
           mTiles(mb, mEnd, [&](Value *m0, int MR) { c16GemvTile(mb, m0, MR, n0, NG); },

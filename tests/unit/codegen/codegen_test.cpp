@@ -116,7 +116,7 @@ TEST(CodegenGguf, Q4_K) {
 }
 
 TEST(CodegenGguf, Q6_K) {
-  // 64 / 160: int8 kernels on the Channels16 packing (2-group tiles).
+  // 64 / 160: int8 kernels on the Channels16 packing (1-group tiles).
   for (auto [n, k] : {std::pair<int64_t, int64_t>{37, 256}, {20, 512}, {64, 512}, {160, 256}})
     checkBoth(ggufWeight("Q6_K", n, k, 41));
   checkBoth(ggufWeight("Q6_K", 13, 512, 42), 8);
