@@ -125,6 +125,14 @@ std::vector<std::pair<std::string, double>> KernelCache::compileTimes(bool cpu) 
   return v;
 }
 
+std::vector<KernelSpec> KernelCache::specs() const {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<KernelSpec> v;
+  for (const auto &[k, c] : kernels_)
+    v.push_back(c->spec);
+  return v;
+}
+
 static double threadCpuMs() {
   timespec ts{};
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);

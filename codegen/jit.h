@@ -47,6 +47,8 @@ public:
   double totalCompileMs() const;
   /// (key, compile ms) of every kernel compiled so far, by key (wall, or the thread's CPU time).
   std::vector<std::pair<std::string, double>> compileTimes(bool cpu = false) const;
+  /// The specs of the kernels compiled so far, in compileTimes' order.
+  std::vector<KernelSpec> specs() const;
 
 private:
   mutable std::mutex mu_;
