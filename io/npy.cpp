@@ -73,7 +73,7 @@ llvm::Expected<NpyArray> readNpy(llvm::StringRef path) {
   llvm::StringRef h = b.substr(hstart, hlen);
   NpyArray a;
   auto field = [&](llvm::StringRef key) -> llvm::StringRef {
-    size_t at = h.find("'" + key.str() + "'");
+    size_t at = h.find((llvm::Twine("'") + key + "'").str());
     if (at == llvm::StringRef::npos)
       return {};
     llvm::StringRef rest = h.substr(at + key.size() + 2).ltrim();

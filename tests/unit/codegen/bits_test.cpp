@@ -76,7 +76,7 @@ void checkModes(const TestWeight &tw, int vectorWidth = 0, const std::vector<int
   }
 }
 
-std::string gname(int64_t g) { return g == -1 ? "channel" : "g" + std::to_string(g); }
+std::string gname(int64_t g) { return g == -1 ? "channel" : (llvm::Twine("g") + llvm::Twine(g)).str(); }
 
 // AWQ 8-bit (awq_marlin input: N a multiple of 4). N = 132 = 2 gemv tiles of 64 + a 4-channel
 // tail; N = 60 = 32 + 16 + 8 + 4 (every tile width of both M-classes); K = 96 = 3 blocks.
@@ -157,8 +157,7 @@ TEST(CodegenBits, CtInt8AndWidths) {
   for (int bits : {4, 8})
     for (bool sym : {true, false})
       for (int64_t g : {32, 64, 128, 0}) {
-        SCOPED_TRACE(std::to_string(bits) + "-bit " + (sym ? "sym " : "asym ") +
-                     (g ? "g" + std::to_string(g) : std::string("channel")));
+        SCOPED_TRACE(std::to_string(bits) + "-bit " + (sym ? "sym " : "asym ") + gname(g ? g : -1));
         checkModes(ctWeightBits(bits, 37, 256, g, sym, false, g == 64, 150 + bits),
                    0, g == 32 ? kMs : std::vector<int64_t>{1, 16});
         checkModes(ctWeightBits(bits, 37, g == 0 || g == 32 ? 96 : 3 * g, g, sym, false, false, 160 + bits),

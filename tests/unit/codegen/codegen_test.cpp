@@ -140,7 +140,7 @@ TEST(CodegenGguf, Q4_1Q5_0Q5_1Int8) {
 // (every tile width of both M-classes, int8 and f32); K = 96 = 3 blocks of 32 (odd).
 TEST(CodegenAwq, Groups) {
   for (int64_t g : {32, 64, 128, -1}) {
-    SCOPED_TRACE("g" + std::to_string(g));
+    SCOPED_TRACE(testing::Message() << "g" << g);
     checkBoth(awqWeight(136, 256, g, ElemKind::F16, 51));
     checkBoth(awqWeight(144, 256, g, ElemKind::F16, 58)); // N % 16 == 0: Packing::Channels16
   }
