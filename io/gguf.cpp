@@ -223,8 +223,8 @@ llvm::Error GgufParser::readValue(GgufType t, GgufValue &out, unsigned depth,
     if (depth >= kGgufMaxArrayDepth)
       return fail("key " + quoted(key) + ": arrays nested deeper than " +
                   llvm::Twine(kGgufMaxArrayDepth) + " levels");
-    uint32_t et;
-    uint64_t count;
+    uint32_t et = 0; // read() fills it or returns an error
+    uint64_t count = 0;
     if (auto e = read(et, "array element type of key " + quoted(key)))
       return e;
     if (!isValidType(et))
@@ -261,7 +261,7 @@ llvm::Error GgufParser::run() {
   if (magic != kGgufMagic)
     return fail("bad magic 0x" + llvm::Twine::utohexstr(magic) + " (not a GGUF file)");
 
-  uint32_t version;
+  uint32_t version = 0;
   if (auto e = read(version, "version"))
     return e;
   // A byte-swapped small version has zero low bits (FORMATS.md §6.1, as ggml reports it).

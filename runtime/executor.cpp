@@ -55,7 +55,7 @@ llvm::Expected<std::vector<Tensor>> runFunction(const Module &m, llvm::StringRef
     }
     std::vector<Tensor> outs;
     if (llvm::Error e = runOp(op, ins, outs))
-      return std::move(e);
+      return e;
     if (outs.size() != op.numResults())
       return opError(op, "produced " + llvm::Twine(outs.size()) + " results, declares " +
                              llvm::Twine(op.numResults()));

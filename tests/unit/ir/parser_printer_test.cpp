@@ -173,8 +173,9 @@ TEST(ParserPrinter, TruncationsAndMutationsNeverCrash) {
   std::string text = kMlp;
   for (size_t n = 0; n < text.size(); n += 3) {
     ParseResult r = parse(text.substr(0, n));
-    if (!r.module)
+    if (!r.module) {
       EXPECT_NE(r.errors.find("error: "), std::string::npos) << "prefix " << n;
+    }
   }
   std::mt19937 rng(7);
   for (int i = 0; i < 400; ++i) {
@@ -182,8 +183,9 @@ TEST(ParserPrinter, TruncationsAndMutationsNeverCrash) {
     for (int j = 0; j < 4; ++j)
       m[rng() % m.size()] = char(rng() % 256);
     ParseResult r = parse(m);
-    if (!r.module)
+    if (!r.module) {
       EXPECT_NE(r.errors.find("error: "), std::string::npos);
+    }
   }
 }
 

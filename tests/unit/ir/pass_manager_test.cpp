@@ -43,7 +43,7 @@ void registerProbe() {
 struct Fixture : ::testing::Test {
   llvm::SourceMgr sm;
   DiagnosticEngine diag{&sm};
-  PassContext ctx{diag};
+  PassContext ctx{diag, {}};
   void SetUp() override { registerProbe(); }
 };
 
