@@ -7,8 +7,8 @@
 namespace qlc::codegen {
 namespace {
 
-/// Waits spin (1000 pauses, ~50-100 us) before they sleep: a model's matmuls come back to back, and a futex
-/// wake-up of the other thread cost ~70 us a call here (a sixth of a 4096 x 4096 gemv).
+/// Waits spin (1000 pauses, ~50-100 us) before they sleep: a model's matmuls come back to back,
+/// and a futex wake-up of the other thread cost ~70 us a call here (a sixth of a 4096 x 4096 gemv).
 constexpr int kSpins = 1000;
 
 template <typename Ready> bool spinUntil(Ready ready) {
