@@ -177,8 +177,9 @@ INSTANTIATE_TEST_SUITE_P(VersionsAndAlignments, GgufRoundTrip,
                                            RoundTripParam{2, 32}, RoundTripParam{2, 64},
                                            RoundTripParam{3, 8}),
                          [](const auto &info) {
-                           return "v" + std::to_string(info.param.version) + "_align" +
-                                  std::to_string(info.param.alignment);
+                           return (llvm::Twine("v") + llvm::Twine(info.param.version) + "_align" +
+                                   llvm::Twine(info.param.alignment))
+                               .str();
                          });
 
 TEST(Gguf, NoTensorsAndNoKVs) {
