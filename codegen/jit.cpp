@@ -47,8 +47,8 @@ llvm::Expected<llvm::orc::JITTargetMachineBuilder> hostJTMB() {
 
 /// The function passes every kernel gets (`opt -passes=` syntax).
 constexpr const char *kKernelPipeline =
-    "function(sroa,early-cse<memssa>,instcombine<no-verify-fixpoint>,simplifycfg,"
-    "loop-mssa(licm),gvn,instcombine<no-verify-fixpoint>,simplifycfg)";
+    "function(sroa,early-cse,instcombine<no-verify-fixpoint>,simplifycfg,loop-mssa(licm),"
+    "early-cse,simplifycfg)";
 
 /// Emits the kernel and optimises it for the host with kKernelPipeline.
 llvm::Expected<std::unique_ptr<llvm::Module>> buildOptimized(const KernelSpec &spec,
@@ -79,7 +79,9 @@ llvm::Expected<std::unique_ptr<llvm::Module>> buildOptimized(const KernelSpec &s
   // the compile time). What the emitted IR needs is its slots promoted to registers, the address
   // and constant arithmetic folded, and loop-invariant loads hoisted. Measured within the noise
   // of O3 on every benchmark case once the emitter unrolled Q4_K's sub-block pairs itself
-  // (codegen/README.md "Compile time").
+  // (codegen/README.md "Compile time"). After licm a second (cheap) early-cse instead of gvn and
+  // instcombine: those two took 25-30% of a K-quant gemv's compile and changed no benchmark case
+  // beyond the noise (session 6).
   llvm::ModulePassManager mpm;
   if (llvm::Error e = pb.parsePassPipeline(mpm, kKernelPipeline))
     return err("qlc codegen: bad kernel pipeline: " + llvm::toString(std::move(e)));

@@ -640,9 +640,11 @@ private:
       auto nTile = [&](Value *n0, int R) {
         mTiles(c64(0), Mrows, [&](Value *m0, int MR) { rowsGemvTile(m0, MR, n0, R); });
       };
-      Value *n = loop(NB, b.CreateSub(NE, c64(kRowsNR - 1)), kRowsNR,
-                      [&](Value *n0) { nTile(n0, kRowsNR); }, "n4");
-      if (s_.n % kRowsNR) // chunks start at multiples of kRowsNR: only N's tail is ragged
+      // K-quants: 2 rows a tile, half the code of 4 (their super-block decode is long: the 4-row
+      // tile compiled in 60-80 ms).
+      const int R = kQuant() ? 2 : int(kRowsNR);
+      Value *n = loop(NB, b.CreateSub(NE, c64(R - 1)), R, [&](Value *n0) { nTile(n0, R); }, "n4");
+      if (s_.n % R) // chunks start at multiples of kRowsNR: only N's tail is ragged
         loop(n, NE, 1, [&](Value *n0) { nTile(n0, 1); }, "n1");
       return;
     }
@@ -1966,9 +1968,12 @@ private:
                                b.CreateAdd(vmul(vshr(vand(n, 63), 4), 2), vshr(vand(n, 15), 3)));
           words[v] = gatherI32(P[0], vadd(word, rowBase), W);
         }
-        for (int d : {0, 1, 8, 9}) { // k within the tile: 2j + d
-          Value *k = b.CreateAdd(b.CreateAdd(b.CreateMul(kt, c64(16)), b.CreateMul(j, c64(2))),
-                                 c64(d));
+        // k within the tile: 2j + d, d = 0, 1, 8, 9 = (i % 2) + 8 (i / 2). act_order: a run-time
+        // loop over i, as each k gathers its own group's scales (unrolled: 85 ms to compile).
+        auto atD = [&](Value *i) {
+          Value *d = b.CreateAdd(b.CreateAnd(i, c64(1)), b.CreateMul(b.CreateLShr(i, c64(1)), c64(8)));
+          Value *k = b.CreateAdd(b.CreateAdd(b.CreateMul(kt, c64(16)), b.CreateMul(j, c64(2))), d);
+          Value *dHi = b.CreateTrunc(b.CreateLShr(i, c64(1)), i32), *dOdd = b.CreateTrunc(b.CreateAnd(i, c64(1)), i32);
           std::vector<ColGroup> perK;
           if (!fixed) { // act_order: the (sorted) group of this k
             Value *g = b.CreateSExt(load(i32, gep(i32, P[3], k), 1), i64);
@@ -1981,14 +1986,19 @@ private:
             Value *sh;
             if (bits == 4) // slot = (k%16)/8 + 2((n%16)/8) + 4(k%2)
               sh = vmul(b.CreateAdd(vmul(vshr(vand(nv[v], 15), 3), 2),
-                                    splat(W, c32(d / 8 + 4 * (d % 2)))), 4);
+                                    splat(W, b.CreateAdd(dHi, b.CreateMul(dOdd, c32(4))))), 4);
             else // slot = (k%16)/8 + 2(k%2)
-              sh = splat(W, c32(8 * (d / 8 + 2 * (d % 2))));
+              sh = splat(W, b.CreateMul(b.CreateAdd(dHi, b.CreateMul(dOdd, c32(2))), c32(8)));
             Value *codes = vand(b.CreateLShr(words[v], sh), (1 << bits) - 1);
             w[v] = colWeights(codes, cg[v], W);
           }
           body(k, w);
-        }
+        };
+        if (fixed)
+          for (int i = 0; i < 4; ++i)
+            atD(c64(i));
+        else
+          loop(c64(0), c64(4), 1, atD, "d");
       }, "j");
     };
     if (s_.gIdx) {
@@ -2568,8 +2578,10 @@ private:
     // Vectors of 16 channels a tile: AWQ gemv takes 128 channels, a whole 64-byte line of each
     // qweight row (K rows N/2 bytes apart: half-line tiles read every line twice, from DRAM),
     // with m-tiles of 2 rows to stay within the 32 vector registers.
+    // gemv on the row layout (N % 16 != 0, a fallback): one row a tile, a quarter of the code of
+    // 4 (its unpacking is long: 95-130 ms to compile).
     const int NT = int(s_.threadAlign() / 16);
-    const int MR = s_.layout == Layout::Awq4 && s_.bits == 4 && !colsPacked() && s_.mclass == MClass::Gemv ? 2 : 4;
+    const int MR = !colsPacked() && s_.mclass == MClass::Gemv ? 1 : 4;
     loop(c64(0), Mrows, qRows(), [&](Value *mb) {
       Value *mbEnd = b.CreateAdd(mb, c64(qRows()));
       Value *mEnd = b.CreateSelect(b.CreateICmpSLT(mbEnd, Mrows), mbEnd, Mrows);
@@ -2582,8 +2594,9 @@ private:
       };
       // Chunks start at multiples of NT * 16 (KernelSpec::threadAlign): narrower tiles only for
       // what N's tail needs.
-      Value *n = loop(NB, b.CreateSub(NE, c64(NT * 16 - 1)), NT * 16,
-                      [&](Value *n0) { nTile(n0, NT, 16); }, "nt");
+      Value *n = NB;
+      if (s_.n >= NT * 16)
+        n = loop(NB, b.CreateSub(NE, c64(NT * 16 - 1)), NT * 16, [&](Value *n0) { nTile(n0, NT, 16); }, "nt");
       if (s_.n % (NT * 16) >= 16)
         n = loop(n, b.CreateSub(NE, c64(15)), 16, [&](Value *n0) { nTile(n0, 1, 16); }, "n16");
       if (s_.n % 16 >= 8)
