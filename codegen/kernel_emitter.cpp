@@ -1479,9 +1479,11 @@ private:
     return b.CreateFPExt(load(VectorType::get(f16, 16, false), gepB(at, c64(off)), 2), vf(16));
   }
   /// For each 32-block j of the unit at `at` (16 channels): its 8 operands (k4 = 0..7), the
-  /// weight scale sw (Q6_K: of operands 0..3, sw2 of 4..7, else sw2 = null) and (Q4_1 / Q5_1 /
-  /// Q4_K / Q5_K) the min term ml of w = sw (c - zp) - ml, as 16-lane vectors.
-  using C16Block = std::function<void(Value *j, std::vector<Value *> &ops, Value *sw, Value *ml, Value *sw2)>;
+  /// weight scale sw (Q6_K / Q3_K / Q2_K: of operands 0..3, sw2 of 4..7, else sw2 = null) and
+  /// (Q4_1 / Q5_1 / Q4_K / Q5_K / Q2_K) the min term ml of w = sw (c - zp) - ml (Q2_K: ml of
+  /// operands 0..3, ml2 of 4..7, else ml2 = null), as 16-lane vectors.
+  using C16Block = std::function<void(Value *j, std::vector<Value *> &ops, Value *sw, Value *ml,
+                                      Value *sw2, Value *ml2)>;
   void c16Blocks(Value *at, const C16Block &f, bool unroll = false) {
     Value *mask = splat(16, c32(0x0F0F0F0F));
     auto word = [&](int64_t off) { return load(vi(i32, 16), gepB(at, c64(off)), 4); };
@@ -1496,12 +1498,14 @@ private:
     };
     if (s_.layout == Layout::GgufQ6_K)
       return c16Q6K(at, f, unroll);
+    if (s_.layout == Layout::GgufQ3_K || s_.layout == Layout::GgufQ2_K)
+      return c16Q2KQ3K(at, f, unroll);
     Value *d = c16Halves(at, 0);
     if (s_.layout == Layout::GgufQ8_0) { // d, 8 words of int8 codes: c = q + 128
       std::vector<Value *> ops(8);
       for (int k4 = 0; k4 < 8; ++k4)
         ops[size_t(k4)] = b.CreateXor(word(32 + 64 * k4), splat(16, c32(int32_t(0x80808080))));
-      f(c64(0), ops, d, nullptr, nullptr);
+      f(c64(0), ops, d, nullptr, nullptr, nullptr);
       return;
     }
     if (!kQuant()) { // d [, m] [, qh], then word j: elements 4j.. (low), 16 + 4j.. (high)
@@ -1518,7 +1522,7 @@ private:
       if (five)
         for (int k4 = 0; k4 < 8; ++k4)
           ops[size_t(k4)] = b.CreateOr(ops[size_t(k4)], fifth(qh, c64(k4)));
-      f(c64(0), ops, d, ml, nullptr);
+      f(c64(0), ops, d, ml, nullptr, nullptr);
       return;
     }
     // Q4_K / Q5_K: d, dmin, 3 words A, B, C of the 12 scale bytes, (Q5_K: 8 high-bit words, word
@@ -1558,7 +1562,7 @@ private:
         Value *sc = b.CreateAnd(b.CreateLShr(sc4, sh), bytes(0xFF));
         Value *m = b.CreateAnd(b.CreateLShr(m4, sh), bytes(0xFF));
         f(j, ops[h], b.CreateFMul(d, b.CreateUIToFP(sc, vf(16))),
-          b.CreateFMul(dmin, b.CreateUIToFP(m, vf(16))), nullptr);
+          b.CreateFMul(dmin, b.CreateUIToFP(m, vf(16))), nullptr, nullptr);
       }
     };
     if (unroll) {
@@ -1606,13 +1610,87 @@ private:
         Value *sc = b.CreateAShr(b.CreateShl(scw, up), splat(16, c32(24)));
         sw[hf] = b.CreateFMul(d, b.CreateSIToFP(sc, vf(16)));
       }
-      f(j, ops, sw[0], nullptr, sw[1]);
+      f(j, ops, sw[0], nullptr, sw[1], nullptr);
     };
     if (unroll)
       for (int j = 0; j < 8; ++j)
         subBlock(c64(j / 4), c64(j % 4));
     else
       loop(c64(0), c64(8), 1, [&](Value *j) { subBlock(b.CreateUDiv(j, c64(4)), b.CreateURem(j, c64(4))); }, "q6s");
+  }
+
+  /// Q3_K: 8 hmask words, 16 words of 2-bit codes, 3 words of the 16 6-bit scales, d. Q2_K: 4
+  /// words of the 16 scale bytes (scale in the low nibble, min in the high one), 16 words of
+  /// 2-bit codes, d, dmin. Block jj = 4n + j (elements 128n + 32j ..) takes operand k4's low 2
+  /// bits from bits 2j, 2j + 1 of code word 8n + k4's bytes; Q3_K its third bit from bit jj of
+  /// hmask word k4's bytes: c = low + 4 hbit in 0..7, zp 4 (the reference's q - (hbit ? 0 : 4)).
+  /// Its 16-element halves have the scales (Q2_K: and mins) 2jj and 2jj + 1. Q3_K's 6-bit scales
+  /// are unpacked as the reference does (low 4 bits from scale words A, B, high 2 from C) for
+  /// all 16 at once into the bytes of four words, minus 32.
+  void c16Q2KQ3K(Value *at, const C16Block &f, bool unroll) {
+    const bool q3 = s_.layout == Layout::GgufQ3_K;
+    auto word = [&](Value *off) { return load(vi(i32, 16), gepB(at, off), 4); };
+    auto vsplat = [&](Value *v64) { return splat(16, b.CreateTrunc(v64, i32)); };
+    auto bytes = [&](uint32_t m) { return splat(16, c32(m)); };
+    auto shr = [&](Value *v, int n) { return b.CreateLShr(v, splat(16, c32(uint32_t(n)))); };
+    const int64_t qsOff = q3 ? 512 : 256;
+    Value *d = c16Halves(at, q3 ? 1728 : 1280);
+    Value *dmin = q3 ? nullptr : c16Halves(at, 1312);
+    Value *S[4];
+    if (q3) {
+      Value *A = word(c64(1536)), *B = word(c64(1600)), *C = word(c64(1664));
+      auto high2 = [&](int n) {
+        return b.CreateShl(b.CreateAnd(shr(C, n), bytes(0x03030303)), splat(16, c32(4)));
+      };
+      S[0] = b.CreateOr(b.CreateAnd(A, bytes(0x0F0F0F0F)), high2(0));
+      S[1] = b.CreateOr(b.CreateAnd(B, bytes(0x0F0F0F0F)), high2(2));
+      S[2] = b.CreateOr(b.CreateAnd(shr(A, 4), bytes(0x0F0F0F0F)), high2(4));
+      S[3] = b.CreateOr(b.CreateAnd(shr(B, 4), bytes(0x0F0F0F0F)), high2(6));
+    } else {
+      for (int w = 0; w < 4; ++w)
+        S[w] = word(c64(64 * w));
+    }
+    auto block = [&](Value *jj, Value *sWord) {
+      Value *n = b.CreateLShr(jj, c64(2)), *j = b.CreateAnd(jj, c64(3));
+      Value *qs = b.CreateAdd(c64(qsOff), b.CreateMul(n, c64(8 * 64)));
+      Value *lowShift = vsplat(b.CreateMul(j, c64(2)));
+      Value *rot = vsplat(b.CreateAnd(b.CreateSub(c64(2), jj), c64(31))); // bit jj -> bit 2
+      std::vector<Value *> ops(8);
+      for (int k4 = 0; k4 < 8; ++k4) {
+        Value *codes = word(b.CreateAdd(qs, c64(64 * k4)));
+        ops[size_t(k4)] = b.CreateAnd(b.CreateLShr(codes, lowShift), bytes(0x03030303));
+        if (q3) {
+          Value *h = word(c64(64 * k4));
+          Value *hb = b.CreateIntrinsic(Intrinsic::fshl, {vi(i32, 16)}, {h, h, rot});
+          ops[size_t(k4)] = b.CreateOr(ops[size_t(k4)], b.CreateAnd(hb, bytes(0x04040404)));
+        }
+      }
+      Value *sw[2], *ml[2] = {nullptr, nullptr};
+      for (int hf = 0; hf < 2; ++hf) {
+        Value *byte = b.CreateAdd(b.CreateMul(b.CreateAnd(jj, c64(1)), c64(2)), c64(hf));
+        Value *sh = vsplat(b.CreateMul(byte, c64(8)));
+        Value *sc = b.CreateAnd(b.CreateLShr(sWord, sh), bytes(0xFF));
+        if (q3) {
+          sw[hf] = b.CreateFMul(d, b.CreateSIToFP(b.CreateSub(sc, splat(16, c32(32))), vf(16)));
+          continue;
+        }
+        sw[hf] = b.CreateFMul(d, b.CreateUIToFP(b.CreateAnd(sc, bytes(0x0F)), vf(16)));
+        ml[hf] = b.CreateFMul(dmin, b.CreateUIToFP(shr(sc, 4), vf(16)));
+      }
+      f(jj, ops, sw[0], ml[0], sw[1], ml[1]);
+    };
+    if (unroll) {
+      for (int jj = 0; jj < 8; ++jj)
+        block(c64(jj), S[jj / 2]);
+      return;
+    }
+    loop(c64(0), c64(8), 1, [&](Value *jj) {
+      Value *w = b.CreateLShr(jj, c64(1));
+      Value *sWord = b.CreateSelect(b.CreateICmpEQ(w, c64(0)), S[0],
+                     b.CreateSelect(b.CreateICmpEQ(w, c64(1)), S[1],
+                     b.CreateSelect(b.CreateICmpEQ(w, c64(2)), S[2], S[3])));
+      block(jj, sWord);
+    }, "q23b");
   }
 
   /// gemv: rows [m0, m0+MR) x channels [n0, n0 + 16 NG) from the re-laid-out weights. With one
@@ -1644,20 +1722,31 @@ private:
         for (int64_t off = 0; off < c16UnitBytes(); off += 64)
           b.CreateIntrinsic(Intrinsic::prefetch, {ptr}, {gepB(at, c64(ahead + off)), b.getInt32(0),
                                                          b.getInt32(3), b.getInt32(1)});
-        c16Blocks(at, [&](Value *j, std::vector<Value *> &ops, Value *sw, Value *ml, Value *sw2) {
+        c16Blocks(at, [&](Value *j, std::vector<Value *> &ops, Value *sw, Value *ml, Value *sw2,
+                          Value *ml2) {
           Value *blk = b.CreateAdd(b.CreateMul(u, c64(blocksPerUnit())), j);
           for (int i = 0; i < MR; ++i) {
             Value *xq = xqAt(xi[i], blk);
             Value *dx = splat(16, load(f32, blockDataAt(0, xi[i], blk), 4));
-            if (sw2) { // Q6_K: a chain, a bias (-zp sum xq) and a scale per 16-element half
+            if (sw2) { // Q6_K / Q3_K / Q2_K: a chain, a bias (-zp sum xq; Q2_K none) and a scale
+                       // per 16-element half (Q2_K: and a min, times dx sum(xq) of the half)
               Value *r = load(vf(16), acc[i][g], 4);
               for (int hf = 0; hf < 2; ++hf) {
-                Value *ia = splat(16, load(i32, gepB(blockDataAt(1, xi[i], blk), c64(4 * hf)), 4));
+                Value *ia = zp ? splat(16, load(i32, gepB(blockDataAt(1, xi[i], blk), c64(4 * hf)), 4))
+                               : Constant::getNullValue(vi(i32, 16));
                 for (int k4 = 4 * hf; k4 < 4 * hf + 4; ++k4)
                   ia = b.CreateCall(dp, {ia, ops[size_t(k4)], splat(16, load(i32, gepB(xq, c64(4 * k4)), 1))});
                 r = fma(b.CreateSIToFP(ia, vf(16)), b.CreateFMul(hf ? sw2 : sw, dx), r);
               }
               store(r, acc[i][g], 4);
+              if (ml2) {
+                Value *m = load(vf(16), macc[i][g], 4);
+                for (int hf = 0; hf < 2; ++hf) {
+                  Value *sx = load(f32, gepB(blockDataAt(1, xi[i], blk), c64(4 * hf)), 4);
+                  m = fma(hf ? ml2 : ml, splat(16, sx), m);
+                }
+                store(m, macc[i][g], 4);
+              }
               continue;
             }
             std::vector<Value *> ia(chains, Constant::getNullValue(vi(i32, 16)));
@@ -1687,15 +1776,18 @@ private:
     Value *g0 = b.CreateUDiv(n0, c64(16));
     loop(c64(0), c64(nUnits()), 1, [&](Value *u) {
       for (int v = 0; v < 2; ++v)
-        c16Blocks(c16Unit(b.CreateAdd(g0, c64(v)), u), [&](Value *j, std::vector<Value *> &ops, Value *sw, Value *ml, Value *sw2) {
+        c16Blocks(c16Unit(b.CreateAdd(g0, c64(v)), u), [&](Value *j, std::vector<Value *> &ops, Value *sw,
+                                                           Value *ml, Value *sw2, Value *ml2) {
           Value *blk = b.CreateAdd(b.CreateMul(u, c64(blocksPerUnit())), j);
           for (int k4 = 0; k4 < 8; ++k4)
             store(ops[size_t(k4)], widePanel(blk, k4 * 128 + v * 64), 4);
           store(sw, widePanel(blk, 1024 + v * 64), 4);
-          if (sw2) // Q6_K: the scale of each 16-element half (nHalves)
+          if (sw2) // Q6_K / Q3_K / Q2_K: the scale of each 16-element half (nHalves)
             store(sw2, widePanel(blk, 1024 + 128 + v * 64), 4);
           if (ml)
             store(ml, widePanel(blk, minOff(0) + v * 64), 4);
+          if (ml2) // Q2_K: the min of each half (minSlots)
+            store(ml2, widePanel(blk, minOff(1) + v * 64), 4);
         });
     }, "cf");
   }
@@ -1716,8 +1808,8 @@ private:
         }
         // 32-blocks (Q4_0 ...): 4 groups a tile (a block is 8 dot products a group: more groups,
         // more chains); Q4_K / Q5_K: 2 (two streams: one decoded at ~13 GB/s a core, two at ~15),
-        // Q6_K 1 (KernelSpec::gemvThreadAlign), one row at a time (the 2-row tile took compile
-        // time over 50 ms; extra rows re-read the strip from L2).
+        // Q6_K / Q3_K 1 (KernelSpec::gemvThreadAlign), one row at a time (the 2-row tile took
+        // compile time over 50 ms; extra rows re-read the strip from L2).
         const int NG = int(s_.gemvThreadAlign() / 16);
         Value *n = loop(NB, b.CreateSub(NE, c64(16 * NG - 1)), 16 * NG, [&](Value *n0) {
           mTiles(mb, mEnd, [&](Value *m0, int MR) { c16GemvTile(mb, m0, MR, n0, NG); },

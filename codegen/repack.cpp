@@ -40,6 +40,11 @@ Channels16Layout layoutOf(const KernelSpec &s) {
     return {176, 256, {{0, 2, 2}, {2, 2, 2}, {4, 12, 4}, {16, 32, 4}, {48, 128, 4}}};
   case Layout::GgufQ6_K: // 128 bytes low 4 bits, 64 bytes top 2 bits, 16 int8 scales, d
     return {210, 256, {{0, 128, 4}, {128, 64, 4}, {192, 16, 4}, {208, 2, 2}}};
+  case Layout::GgufQ3_K: // 32 bytes hmask (byte l bit 4n + j: element 128n + 32j + l's third
+                         // bit), 64 bytes low 2 bits, 12 bytes of 6-bit scales, d
+    return {110, 256, {{0, 32, 4}, {32, 64, 4}, {96, 12, 4}, {108, 2, 2}}};
+  case Layout::GgufQ2_K: // 16 scale bytes (scale | min << 4), 64 bytes of 2-bit codes, d, dmin
+    return {84, 256, {{0, 16, 4}, {16, 64, 4}, {80, 2, 2}, {82, 2, 2}}};
   default:
     assert(false && "no Channels16 layout");
     return {};

@@ -57,10 +57,13 @@ TEST(Repack, WhichSpecsRepack) {
   KernelSpec q4k = q4_0(64, 256, Activations::Int8);
   q4k.layout = codegen::Layout::GgufQ4_K;
   EXPECT_EQ(q4k.packing(), codegen::Packing::Channels16);
-  KernelSpec q8 = q4_0(64, 128, Activations::Int8);
-  q8.layout = codegen::Layout::GgufQ2_K; // Q2_K / Q3_K read rows
-  q8.k = 256;
-  EXPECT_EQ(q8.packing(), codegen::Packing::Rows);
+  for (auto layout : {codegen::Layout::GgufQ2_K, codegen::Layout::GgufQ3_K}) {
+    KernelSpec k = q4_0(64, 256, Activations::Int8);
+    k.layout = layout;
+    EXPECT_EQ(k.packing(), codegen::Packing::Channels16);
+    k.n = 48;
+    EXPECT_EQ(k.packing(), codegen::Packing::Rows);
+  }
 }
 
 TEST(Repack, Q4_0Channels16RoundTripAndClosedForm) {
@@ -123,9 +126,10 @@ TEST(Repack, Q4_KChannels16RoundTripAndClosedForm) {
   }
 }
 
-// Q8_0 / Q6_K / Q4_1 / Q5_0 / Q5_1 / Q5_K: the fields' places in a 16-channel unit (the offsets the kernels
-// read, codegen/kernel_emitter.cpp c16Blocks), and Q5_0 / Q5_1's qh word with bit 4k + i at
-// bit 8i + k (the fifth bit of byte i of operand k, one rotate from bit 4).
+// Q8_0 / Q6_K / Q4_1 / Q5_0 / Q5_1 / Q2_K / Q3_K / Q5_K: the fields' places in a 16-channel
+// unit (the offsets the kernels read, codegen/kernel_emitter.cpp c16Blocks), and Q5_0 / Q5_1's
+// qh word with bit 4k + i at bit 8i + k (the fifth bit of byte i of operand k, one rotate from
+// bit 4).
 TEST(Repack, OtherGgufChannels16RoundTripAndClosedForm) {
   struct Field {
     int64_t src, bytes, unit, packed;
@@ -144,6 +148,10 @@ TEST(Repack, OtherGgufChannels16RoundTripAndClosedForm) {
       {codegen::Layout::GgufQ5_0, 22, 32, {{0, 2, 2, 0, false}, {2, 4, 4, 32, true}, {6, 16, 4, 96, false}}},
       {codegen::Layout::GgufQ5_1, 24, 32,
        {{0, 2, 2, 0, false}, {2, 2, 2, 32, false}, {4, 4, 4, 64, true}, {8, 16, 4, 128, false}}},
+      {codegen::Layout::GgufQ2_K, 84, 256,
+       {{0, 16, 4, 0, false}, {16, 64, 4, 256, false}, {80, 2, 2, 1280, false}, {82, 2, 2, 1312, false}}},
+      {codegen::Layout::GgufQ3_K, 110, 256,
+       {{0, 32, 4, 0, false}, {32, 64, 4, 512, false}, {96, 12, 4, 1536, false}, {108, 2, 2, 1728, false}}},
       {codegen::Layout::GgufQ5_K, 176, 256,
        {{0, 2, 2, 0, false}, {2, 2, 2, 32, false}, {4, 12, 4, 64, false}, {16, 32, 4, 256, false},
         {48, 128, 4, 768, false}}},
