@@ -1807,8 +1807,8 @@ private:
           return;
         }
         // 32-blocks (Q4_0 ...): 4 groups a tile (a block is 8 dot products a group: more groups,
-        // more chains); Q4_K / Q5_K: 2 (two streams: one decoded at ~13 GB/s a core, two at ~15),
-        // Q6_K / Q3_K 1 (KernelSpec::gemvThreadAlign), one row at a time (the 2-row tile took
+        // more chains); Q2_K .. Q5_K: 2 (two streams: Q4_K one decoded at ~13 GB/s a core, two
+        // at ~15), Q6_K 1 (KernelSpec::gemvThreadAlign), one row at a time (the 2-row tile took
         // compile time over 50 ms; extra rows re-read the strip from L2).
         const int NG = int(s_.gemvThreadAlign() / 16);
         Value *n = loop(NB, b.CreateSub(NE, c64(16 * NG - 1)), 16 * NG, [&](Value *n0) {
