@@ -1654,12 +1654,12 @@ private:
       Value *n = b.CreateLShr(jj, c64(2)), *j = b.CreateAnd(jj, c64(3));
       Value *qs = b.CreateAdd(c64(qsOff), b.CreateMul(n, c64(8 * 64)));
       Value *lowShift = vsplat(b.CreateMul(j, c64(2)));
-      Value *rot = vsplat(b.CreateAnd(b.CreateSub(c64(2), jj), c64(31))); // bit jj -> bit 2
       std::vector<Value *> ops(8);
       for (int k4 = 0; k4 < 8; ++k4) {
         Value *codes = word(b.CreateAdd(qs, c64(64 * k4)));
         ops[size_t(k4)] = b.CreateAnd(b.CreateLShr(codes, lowShift), bytes(0x03030303));
-        if (q3) {
+        if (q3) { // hmask bit jj -> bit 2
+          Value *rot = vsplat(b.CreateAnd(b.CreateSub(c64(2), jj), c64(31)));
           Value *h = word(c64(64 * k4));
           Value *hb = b.CreateIntrinsic(Intrinsic::fshl, {vi(i32, 16)}, {h, h, rot});
           ops[size_t(k4)] = b.CreateOr(ops[size_t(k4)], b.CreateAnd(hb, bytes(0x04040404)));
@@ -1732,8 +1732,8 @@ private:
                        // per 16-element half (Q2_K: and a min, times dx sum(xq) of the half)
               Value *r = load(vf(16), acc[i][g], 4);
               for (int hf = 0; hf < 2; ++hf) {
-                Value *ia = zp ? splat(16, load(i32, gepB(blockDataAt(1, xi[i], blk), c64(4 * hf)), 4))
-                               : Constant::getNullValue(vi(i32, 16));
+                Value *biasAt = gepB(blockDataAt(1, xi[i], blk), c64(4 * hf));
+                Value *ia = zp ? splat(16, load(i32, biasAt, 4)) : Constant::getNullValue(vi(i32, 16));
                 for (int k4 = 4 * hf; k4 < 4 * hf + 4; ++k4)
                   ia = b.CreateCall(dp, {ia, ops[size_t(k4)], splat(16, load(i32, gepB(xq, c64(4 * k4)), 1))});
                 r = fma(b.CreateSIToFP(ia, vf(16)), b.CreateFMul(hf ? sw2 : sw, dx), r);
@@ -2063,9 +2063,10 @@ private:
         // k within the tile: 2j + d, d = 0, 1, 8, 9 = (i % 2) + 8 (i / 2). act_order: a run-time
         // loop over i, as each k gathers its own group's scales (unrolled: 85 ms to compile).
         auto atD = [&](Value *i) {
-          Value *d = b.CreateAdd(b.CreateAnd(i, c64(1)), b.CreateMul(b.CreateLShr(i, c64(1)), c64(8)));
+          Value *d = b.CreateAdd(b.CreateAnd(i, c64(1)), b.CreateShl(b.CreateLShr(i, c64(1)), c64(3)));
           Value *k = b.CreateAdd(b.CreateAdd(b.CreateMul(kt, c64(16)), b.CreateMul(j, c64(2))), d);
-          Value *dHi = b.CreateTrunc(b.CreateLShr(i, c64(1)), i32), *dOdd = b.CreateTrunc(b.CreateAnd(i, c64(1)), i32);
+          Value *dHi = b.CreateTrunc(b.CreateLShr(i, c64(1)), i32);
+          Value *dOdd = b.CreateTrunc(b.CreateAnd(i, c64(1)), i32);
           std::vector<ColGroup> perK;
           if (!fixed) { // act_order: the (sorted) group of this k
             Value *g = b.CreateSExt(load(i32, gep(i32, P[3], k), 1), i64);
@@ -2667,11 +2668,10 @@ private:
   }
 
   void emitColsNInt8() {
-    // Vectors of 16 channels a tile: AWQ gemv takes 128 channels, a whole 64-byte line of each
-    // qweight row (K rows N/2 bytes apart: half-line tiles read every line twice, from DRAM),
-    // with m-tiles of 2 rows to stay within the 32 vector registers.
-    // gemv on the row layout (N % 16 != 0, a fallback): one row a tile, a quarter of the code of
-    // 4 (its unpacking is long: 95-130 ms to compile).
+    // Vectors of 16 channels a tile: AWQ 4-bit gemv on the row layout takes 128 channels, a whole
+    // 64-byte line of each qweight row (K rows N/2 bytes apart: half-line tiles read every line
+    // twice, from DRAM). The row layout's gemv (N % 16 != 0, a fallback) takes one x row a tile,
+    // a quarter of the code of 4 (its unpacking is long: 95-130 ms to compile).
     const int NT = int(s_.threadAlign() / 16);
     const int MR = !colsPacked() && s_.mclass == MClass::Gemv ? 1 : 4;
     loop(c64(0), Mrows, qRows(), [&](Value *mb) {
@@ -2688,7 +2688,8 @@ private:
       // what N's tail needs.
       Value *n = NB;
       if (s_.n >= NT * 16)
-        n = loop(NB, b.CreateSub(NE, c64(NT * 16 - 1)), NT * 16, [&](Value *n0) { nTile(n0, NT, 16); }, "nt");
+        n = loop(NB, b.CreateSub(NE, c64(NT * 16 - 1)), NT * 16,
+                 [&](Value *n0) { nTile(n0, NT, 16); }, "nt");
       if (s_.n % (NT * 16) >= 16)
         n = loop(n, b.CreateSub(NE, c64(15)), 16, [&](Value *n0) { nTile(n0, 1, 16); }, "n16");
       if (s_.n % 16 >= 8)

@@ -60,7 +60,7 @@ inline constexpr int64_t kActBlock = 32;
 
 /// How the kernels read a weight's main part: as the checkpoint stores it (Rows), or re-laid-out
 /// once when the weight is prepared (codegen/repack.h) so that vector lanes are output channels.
-/// Channels16 (the GGUF block types but Q2_K, int8 activations, N a multiple of 32): per
+/// Channels16 (every GGUF block type, int8 activations, N a multiple of 32): per
 /// 16 output channels and block, each field of the block transposed across the 16 channels, e.g.
 /// for Q4_0 the 16 f16 d then 4 x 16 int32 words, word (j, c) = code bytes 4j .. 4j+3 of channel
 /// c (low nibbles: elements 4j .. 4j+3, high: 16 + 4j ..); the same bytes, except that Q5_0 /
@@ -105,7 +105,7 @@ struct KernelSpec {
   /// bound |y_kernel - y_exact| <= gamma(depth) * sum_k |x_k w_k|, gamma(d) = d u / (1 - d u).
   int64_t accumulationDepth() const;
   /// How the kernels read the main part (a function of the fields above): Channels16 for int8
-  /// activations on the GGUF block types but Q2_K with N a multiple of 32 (every real
+  /// activations on every GGUF block type with N a multiple of 32 (every real
   /// model's N, so the wide tiles never leave a ragged tail in that layout) and AWQ / GPTQ 4- and
   /// 8-bit with N % 16 == 0.
   Packing packing() const;
