@@ -13,7 +13,7 @@
 //    kernel's own x̂ = dx·xq (quantizedX repeats the kernel's IEEE operations), the integer block
 //    sums are exact and |y - x̂·w| <= gamma(K/32 + 3) sum |w_k||x̂_k| for AWQ / GPTQ (lanes are
 //    channels: the product s·dx, a chain of K/32 FMAs, the hook's rounding of (c - z)·s), and
-//    gamma(K/32 + 16) sum (|w_k| + 64 A_k)|x̂_k| for CT (the GGUF pair / wide-panel kernels, with
+//    gamma(4K/32 + 16) sum (|w_k| + 64 A_k)|x̂_k| for CT (the GGUF pair / wide-panel kernels, with
 //    their 16-lane reduction; A_k = max |w| over k's 32-block). Against the f32 reference add
 //    the activation rounding sum_k |w_k| dx_b / 2 (1 + 2^-17).
 // Every case also runs on 3 threads and must be bit-identical to the single-threaded result.

@@ -40,8 +40,9 @@ using namespace testw;
 /// int8 activations, two assertions per output:
 ///  (1) kernel arithmetic, against the exact product with the kernel's quantized x̂ (quantizedX):
 ///      the integer dot products are exact; what rounds is the per-block scale product sw * dx,
-///      the FMA and the accumulation chain of K/32 blocks per lane, the 8-lane reduction and
-///      Q4_K's separate min term, so |y - x̂·w| <= gamma(K/32 + 16) * sum (|w_k| + 64 A_k) |x̂_k|,
+///      the FMAs of the accumulation chain per lane (up to 4 a 32-block: scale terms per
+///      16-element half and min terms), the 8-lane reduction and Q4_K's min term, so
+///      |y - x̂·w| <= gamma(4K/32 + 16) * sum (|w_k| + 64 A_k) |x̂_k|,
 ///      where A_k = max |w| over k's 32-block bounds the Q4_K sub-block's d*sc*q and dmin*m
 ///      parts (w = dl*q - ml with >= 2 distinct codes among 32 gives |dl| <= 2A, |ml| <= 31A).
 ///      AWQ / GPTQ (lanes = channels, one group per block): |y - x̂·w| <= gamma(K/32 + 3) *

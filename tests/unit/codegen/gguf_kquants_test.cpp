@@ -8,7 +8,7 @@
 // f32 activations: the kernels' weights are bit-identical to the hook's (the reference's
 // operation order), so |y - x·w| <= gamma(accumulationDepth) * sum |x w| (codegen/README.md).
 // int8 activations (codegen/README.md): against the exact product with the kernel's own x̂,
-//   |y - x̂·w| <= gamma(K/32 + 16) * sum_k (|w_k| + C A_k) |x̂_k|,
+//   |y - x̂·w| <= gamma(4K/32 + 16) * sum_k (|w_k| + C A_k) |x̂_k|,
 // where the kernel's terms per element are sw (c - zp) x̂ (block dot products) and ml x̂ (the
 // separate min accumulator), |sw (c - zp)| + |ml| <= |w| + 2 |ml|, and with >= 2 distinct codes
 // in a scale group (or sw = 0) |sw| <= 2 A (A_k = max |w| over k's 32-block), so
