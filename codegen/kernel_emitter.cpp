@@ -1692,8 +1692,18 @@ private:
     }, "q23b");
   }
 
-  /// gemv: rows [m0, m0+MR) x channels [n0, n0 + 16 NG) from the re-laid-out weights. With one
-  /// row the 8 dot products of a block run as two chains (vpdpbusd's latency would bound them).
+  /// Prefetch of the unit at `at`, 4 Q4_0 blocks ahead in its group's stream: ~5% at 2 threads
+  /// over the hardware prefetcher alone (Q4_0 4096 x 14336, DRAM-resident; a unit ahead made
+  /// Q4_K 10% slower); no fault past the end.
+  void prefetchC16(Value *at) {
+    const int64_t ahead = 4 * 16 * 18;
+    for (int64_t off = 0; off < c16UnitBytes(); off += 64)
+      b.CreateIntrinsic(Intrinsic::prefetch, {ptr}, {gepB(at, c64(ahead + off)), b.getInt32(0),
+                                                     b.getInt32(3), b.getInt32(1)});
+  }
+  /// gemv of the 32-block types (the K-quants: c16GemvRowsLoop): rows [m0, m0+MR) x channels
+  /// [n0, n0 + 16 NG) from the re-laid-out weights. With one row the 8 dot products of a block
+  /// run as two chains (vpdpbusd's latency would bound them).
   void c16GemvTile(Value *mb, Value *m0, int MR, Value *n0, int NG) {
     const int chains = MR == 1 ? 2 : 1;
     const bool mins = hasMins(), zp = zeroPoint8() != 0;
@@ -1715,39 +1725,13 @@ private:
     loop(c64(0), c64(nUnits()), 1, [&](Value *u) {
       for (int g = 0; g < NG; ++g) {
         Value *at = c16Unit(b.CreateAdd(g0, c64(g)), u);
-        // 4 blocks ahead in each group's stream: ~5% at 2 threads over the hardware prefetcher
-        // alone (Q4_0 4096 x 14336, DRAM-resident); no fault past the end.
-        const int64_t ahead = 4 * 16 * 18;
-        for (int64_t off = 0; off < c16UnitBytes(); off += 64)
-          b.CreateIntrinsic(Intrinsic::prefetch, {ptr}, {gepB(at, c64(ahead + off)), b.getInt32(0),
-                                                         b.getInt32(3), b.getInt32(1)});
-        c16Blocks(at, [&](Value *j, std::vector<Value *> &ops, Value *sw, Value *ml, Value *sw2,
-                          Value *ml2) {
+        prefetchC16(at);
+        c16Blocks(at, [&](Value *j, std::vector<Value *> &ops, Value *sw, Value *ml, Value *,
+                          Value *) {
           Value *blk = b.CreateAdd(b.CreateMul(u, c64(blocksPerUnit())), j);
           for (int i = 0; i < MR; ++i) {
             Value *xq = xqAt(xi[i], blk);
             Value *dx = splat(16, load(f32, blockDataAt(0, xi[i], blk), 4));
-            if (sw2) { // Q6_K / Q3_K / Q2_K: a chain, a bias (-zp sum xq; Q2_K none) and a scale
-                       // per 16-element half (Q2_K: and a min, times dx sum(xq) of the half)
-              Value *r = load(vf(16), acc[i][g], 4);
-              for (int hf = 0; hf < 2; ++hf) {
-                Value *biasAt = gepB(blockDataAt(1, xi[i], blk), c64(4 * hf));
-                Value *ia = zp ? splat(16, load(i32, biasAt, 4)) : Constant::getNullValue(vi(i32, 16));
-                for (int k4 = 4 * hf; k4 < 4 * hf + 4; ++k4)
-                  ia = b.CreateCall(dp, {ia, ops[size_t(k4)], splat(16, load(i32, gepB(xq, c64(4 * k4)), 1))});
-                r = fma(b.CreateSIToFP(ia, vf(16)), b.CreateFMul(hf ? sw2 : sw, dx), r);
-              }
-              store(r, acc[i][g], 4);
-              if (ml2) {
-                Value *m = load(vf(16), macc[i][g], 4);
-                for (int hf = 0; hf < 2; ++hf) {
-                  Value *sx = load(f32, gepB(blockDataAt(1, xi[i], blk), c64(4 * hf)), 4);
-                  m = fma(hf ? ml2 : ml, splat(16, sx), m);
-                }
-                store(m, macc[i][g], 4);
-              }
-              continue;
-            }
             std::vector<Value *> ia(chains, Constant::getNullValue(vi(i32, 16)));
             if (zp)
               ia[0] = splat(16, load(i32, blockDataAt(1, xi[i], blk), 4));
@@ -1767,6 +1751,74 @@ private:
       }
     }, "cu");
     storeLaneTiles(acc, mins ? &macc : nullptr, m0, n0);
+  }
+
+  /// K-quant gemv, 1..8 x rows (decode; an MoE expert's few tokens): each block is decoded once
+  /// (unrolled) and a run-time loop over the rows multiplies it, the rows' accumulators on the
+  /// stack. One-row tiles decoded every block once per row (Mixtral MoE at 16 tokens, ~4 a
+  /// expert: Q4_K at 44% of the bandwidth, 60% now), and a 2-row unrolled tile took compile time
+  /// over 50 ms; with one row this is as fast as the one-row tile was. A row's arithmetic does
+  /// not depend on the rows beside it.
+  void c16GemvRowsLoop(Value *mb, Value *mEnd, Value *n0, int NG) {
+    const bool mins = hasMins(), zp = zeroPoint8() != 0;
+    Value *rows = b.CreateSub(mEnd, mb);
+    AllocaInst *accs = slot(ArrayType::get(vf(16), uint64_t(2 * kGemvMaxM * NG)), "accs");
+    // row i, group g: the accumulator, then (mins) the min accumulator kGemvMaxM * NG further
+    auto at = [&](Value *i, int g, bool minAcc) {
+      Value *idx = b.CreateAdd(b.CreateMul(i, c64(NG)), c64(g + (minAcc ? kGemvMaxM * NG : 0)));
+      return b.CreateInBoundsGEP(vf(16), accs, idx);
+    };
+    Value *zero = Constant::getNullValue(vf(16));
+    loop(c64(0), rows, 1, [&](Value *i) {
+      for (int g = 0; g < NG; ++g) {
+        store(zero, at(i, g, false), 4);
+        store(zero, at(i, g, true), 4);
+      }
+    }, "gz");
+    Value *g0 = b.CreateUDiv(n0, c64(16));
+    Function *dp = Intrinsic::getDeclaration(&M_, Intrinsic::x86_avx512_vpdpbusd_512);
+    loop(c64(0), c64(nUnits()), 1, [&](Value *u) {
+      for (int g = 0; g < NG; ++g) {
+        Value *unit = c16Unit(b.CreateAdd(g0, c64(g)), u);
+        prefetchC16(unit);
+        c16Blocks(unit, [&](Value *j, std::vector<Value *> &ops, Value *sw, Value *ml, Value *sw2,
+                            Value *ml2) {
+          Value *blk = b.CreateAdd(b.CreateMul(u, c64(blocksPerUnit())), j);
+          const int halves = sw2 ? 2 : 1, perHalf = 8 / halves;
+          loop(c64(0), rows, 1, [&](Value *i) {
+            Value *xq = xqAt(i, blk);
+            Value *dx = splat(16, load(f32, blockDataAt(0, i, blk), 4));
+            Value *r = load(vf(16), at(i, g, false), 4);
+            for (int hf = 0; hf < halves; ++hf) {
+              Value *ia = zp ? splat(16, load(i32, gepB(blockDataAt(1, i, blk), c64(4 * hf)), 4))
+                             : Constant::getNullValue(vi(i32, 16));
+              for (int k4 = hf * perHalf; k4 < (hf + 1) * perHalf; ++k4)
+                ia = b.CreateCall(dp, {ia, ops[size_t(k4)], splat(16, load(i32, gepB(xq, c64(4 * k4)), 1))});
+              r = fma(b.CreateSIToFP(ia, vf(16)), b.CreateFMul(hf ? sw2 : sw, dx), r);
+            }
+            store(r, at(i, g, false), 4);
+            if (mins) {
+              Value *m = load(vf(16), at(i, g, true), 4);
+              if (ml2) // Q2_K: a min per half, times dx sum(xq) of the half
+                for (int hf = 0; hf < 2; ++hf)
+                  m = fma(hf ? ml2 : ml, splat(16, load(f32, gepB(blockDataAt(1, i, blk), c64(4 * hf)), 4)), m);
+              else
+                m = fma(ml, splat(16, load(f32, blockDataAt(2, i, blk), 4)), m);
+              store(m, at(i, g, true), 4);
+            }
+          }, "gr");
+        }, true);
+      }
+    }, "cu");
+    loop(c64(0), rows, 1, [&](Value *i) {
+      for (int g = 0; g < NG; ++g) {
+        Value *r = load(vf(16), at(i, g, false), 4);
+        if (mins)
+          r = b.CreateFSub(r, load(vf(16), at(i, g, true), 4));
+        Value *yi = b.CreateAdd(b.CreateMul(b.CreateAdd(mb, i), c64(s_.n)), b.CreateAdd(n0, c64(16 * g)));
+        store(r, gep(f32, Y, yi), 4);
+      }
+    }, "gs");
   }
 
   /// gemm: the wide panel of channels [n0, n0 + 32) from the re-laid-out weights (vector moves
@@ -1807,12 +1859,15 @@ private:
         }
         // 32-blocks (Q4_0 ...): 4 groups a tile (a block is 8 dot products a group: more groups,
         // more chains); Q2_K .. Q5_K: 2 (two streams: Q4_K one decoded at ~13 GB/s a core, two
-        // at ~15), Q6_K 1 (KernelSpec::gemvThreadAlign), one row at a time (the 2-row tile took
-        // compile time over 50 ms; extra rows re-read the strip from L2).
+        // at ~15), Q6_K 1 (KernelSpec::gemvThreadAlign); one x row by the unrolled tile, more by
+        // the row loop (c16GemvRowsLoop).
         const int NG = int(s_.gemvThreadAlign() / 16);
         Value *n = loop(NB, b.CreateSub(NE, c64(16 * NG - 1)), 16 * NG, [&](Value *n0) {
-          mTiles(mb, mEnd, [&](Value *m0, int MR) { c16GemvTile(mb, m0, MR, n0, NG); },
-                 kQuant() ? 1 : 2);
+          if (!kQuant()) {
+            mTiles(mb, mEnd, [&](Value *m0, int MR) { c16GemvTile(mb, m0, MR, n0, NG); }, 2);
+            return;
+          }
+          c16GemvRowsLoop(mb, mEnd, n0, NG);
         }, "ng");
         if (NG == 4 && s_.n % 64) // chunks start at multiples of 64: only N's last 32 channels
           loop(n, NE, 32, [&](Value *n0) {
