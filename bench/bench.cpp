@@ -84,10 +84,15 @@ void setCounters(benchmark::State &st, const Meta &m) {
 
 // ---- synthetic quantized weights ---------------------------------------------------------------
 
-enum class Fmt { Q4_0, Q4_K, AWQ, GPTQ, Q5_K, Q3_K, Q2_K, Q4_1, Q5_0, Q5_1, Q6_K, Q8_0 };
-/// The GGUF formats benchmarked on two cases only (decode 4096x14336, prefill 512 x 4096x4096).
-const std::vector<Fmt> kExtraGguf = {Fmt::Q5_K, Fmt::Q6_K, Fmt::Q3_K, Fmt::Q2_K,
-                                     Fmt::Q4_1, Fmt::Q5_0, Fmt::Q5_1, Fmt::Q8_0};
+enum class Fmt { Q4_0, Q4_K, AWQ, GPTQ, Q5_K, Q3_K, Q2_K, Q4_1, Q5_0, Q5_1, Q6_K, Q8_0, Marlin, NpuW4, W8A8 };
+/// The formats benchmarked on two cases only (decode 4096x14336, prefill 512 x 4096x4096): the
+/// other GGUF types, Marlin 4-bit (GPTQ's sym g128 export after marlin-repack), the Ascend
+/// W4A16 layout (npu_w4 g128, run on the CPU) and W8A8 (int8 weights, per-token activations).
+const std::vector<Fmt> kTwoCaseFmts = {Fmt::Q5_K, Fmt::Q6_K, Fmt::Q3_K, Fmt::Q2_K, Fmt::Q4_1,
+                                       Fmt::Q5_0, Fmt::Q5_1, Fmt::Q8_0, Fmt::Marlin, Fmt::NpuW4,
+                                       Fmt::W8A8};
+/// Formats whose kernels take f32 activations only (no "-f32" variant to compare).
+bool f32Only(Fmt f) { return f == Fmt::Marlin || f == Fmt::NpuW4; }
 const char *fmtName(Fmt f) {
   switch (f) {
   case Fmt::Q4_0: return "Q4_0";
@@ -102,6 +107,9 @@ const char *fmtName(Fmt f) {
   case Fmt::Q5_1: return "Q5_1";
   case Fmt::Q6_K: return "Q6_K";
   case Fmt::Q8_0: return "Q8_0";
+  case Fmt::Marlin: return "Marlin";
+  case Fmt::NpuW4: return "NPU_W4";
+  case Fmt::W8A8: return "W8A8";
   }
   return "?";
 }
@@ -109,7 +117,7 @@ const char *fmtName(Fmt f) {
 /// the format's default (on this host) is int8.
 Fmt fmtOf(const std::string &impl) {
   std::string f = impl.substr(0, impl.find('-'));
-  for (Fmt x : kExtraGguf)
+  for (Fmt x : kTwoCaseFmts)
     if (f == fmtName(x))
       return x;
   return f == "Q4_0" ? Fmt::Q4_0 : f == "Q4_K" ? Fmt::Q4_K : f == "AWQ" ? Fmt::AWQ : Fmt::GPTQ;
@@ -147,6 +155,7 @@ struct QWeights {
   KernelSpec spec;
   std::vector<std::vector<uint8_t>> pools; ///< per part slot: copies x partBytes
   std::vector<int64_t> partBytes;
+  std::vector<ElemKind> kinds; ///< per part slot
   int64_t bytes() const {
     int64_t b = 0;
     for (int64_t p : partBytes)
@@ -163,8 +172,6 @@ struct QWeights {
   std::vector<float> dequantize(int64_t c) const {
     PartBytesMap m;
     std::vector<std::string> slots = spec.partSlots();
-    const bool words = fmt == Fmt::AWQ || fmt == Fmt::GPTQ;
-    const ElemKind elems[] = {words ? ElemKind::I32 : ElemKind::U8, ElemKind::I32, ElemKind::F16};
     std::vector<std::vector<uint8_t>> rows(slots.size()); // repacked parts in checkpoint order
     for (size_t i = 0; i < slots.size(); ++i) {
       if (slots[i].empty())
@@ -175,7 +182,7 @@ struct QWeights {
         codegen::unrepackPart(spec, i, at, rows[i].data(), 1);
         at = rows[i].data();
       }
-      m[slots[i]] = PartView{elems[i], llvm::ArrayRef<uint8_t>(at, size_t(partBytes[i]))};
+      m[slots[i]] = PartView{kinds[i], llvm::ArrayRef<uint8_t>(at, size_t(partBytes[i]))};
     }
     std::vector<float> w(size_t(n * k));
     std::string err = type.def->dequantize(type, m, w.data());
@@ -225,6 +232,19 @@ std::unique_ptr<QWeights> makeWeights(Fmt fmt, int64_t n, int64_t k, int64_t cop
                                  {"shape", Attribute(shape)}});
     q->partBytes = {k / 8 * n * 4, k / g * n / 8 * 4, k / g * n * 2};
     elems = {{"qweight", ElemKind::I32}, {"qzeros", ElemKind::I32}, {"scales", ElemKind::F16}};
+  } else if (fmt == Fmt::Marlin) {
+    q->type = buildType("marlin", {{"bits", Attribute(int64_t(4))},
+                                   {"group", Attribute(int64_t(128))},
+                                   {"zero_point", Attribute(false)},
+                                   {"act_order", Attribute(false)},
+                                   {"shape", Attribute(shape)}});
+    elems = {{"qweight", ElemKind::I32}, {"scales", ElemKind::F16}};
+  } else if (fmt == Fmt::NpuW4) {
+    q->type = buildType("npu_w4", {{"group", Attribute(int64_t(128))}, {"shape", Attribute(shape)}});
+    elems = {{"weight", ElemKind::I32}, {"antiquant_scale", ElemKind::F16}};
+  } else if (fmt == Fmt::W8A8) {
+    q->type = buildType("w8a8", {{"shape", Attribute(shape)}});
+    elems = {{"weight", ElemKind::I8}, {"weight_scale", ElemKind::F16}, {"weight_offset", ElemKind::F16}};
   } else {
     q->type = buildType("gguf", {{"type", Attribute::ident(fmtName(fmt))},
                                  {"shape", Attribute(shape)}});
@@ -232,14 +252,45 @@ std::unique_ptr<QWeights> makeWeights(Fmt fmt, int64_t n, int64_t k, int64_t cop
     q->partBytes = {n * (k / gguf::blockElements(id)) * gguf::blockBytes(id)};
     elems = {{"data", ElemKind::U8}};
   }
-  q->spec = *codegen::specForWeightType(q->type, elems).spec;
+  auto sr = codegen::specForWeightType(q->type, elems);
+  if (!sr.spec) {
+    std::fprintf(stderr, "qlc-bench: no kernel for %s: %s\n", fmtName(fmt), sr.reason.c_str());
+    std::abort();
+  }
+  q->spec = *sr.spec;
+  // The parts in the kernel's slot order: random codes, small positive f16 scales, zero offsets.
+  const bool named = fmt == Fmt::Marlin || fmt == Fmt::NpuW4 || fmt == Fmt::W8A8;
+  if (named) {
+    const int64_t codeBytes = fmt == Fmt::W8A8 ? n * k : n * k / 2;
+    const int64_t scaleBytes = fmt == Fmt::W8A8 ? n * 2 : k / 128 * n * 2;
+    for (const std::string &slot : q->spec.partSlots()) {
+      const bool code = slot == "qweight" || slot == "weight";
+      q->partBytes.push_back(slot.empty() ? 0 : code ? codeBytes : scaleBytes);
+      q->kinds.push_back(code ? (fmt == Fmt::W8A8 ? ElemKind::I8 : ElemKind::I32) : ElemKind::F16);
+    }
+  } else {
+    const bool words = fmt == Fmt::AWQ || fmt == Fmt::GPTQ;
+    q->kinds = {words ? ElemKind::I32 : ElemKind::U8, ElemKind::I32, ElemKind::F16};
+    q->kinds.resize(q->partBytes.size());
+  }
   uint64_t s = seed * 7919 + 1;
   for (size_t i = 0; i < q->partBytes.size(); ++i) {
     q->pools.emplace_back(size_t(q->partBytes[i] * copies));
     fillRandom(q->pools.back(), seed * 31 + i);
   }
   std::vector<uint8_t> &p0 = q->pools[0];
-  if (fmt == Fmt::Q4_0) {
+  if (named) {
+    const std::vector<std::string> slots = q->spec.partSlots();
+    for (size_t i = 0; i < slots.size(); ++i) {
+      if (slots[i] == "weight_offset")
+        std::fill(q->pools[i].begin(), q->pools[i].end(), 0);
+      else if (slots[i] == "scales" || slots[i] == "antiquant_scale" || slots[i] == "weight_scale")
+        for (size_t b = 0; b < q->pools[i].size(); b += 2) {
+          uint16_t d = scaleBits(s, fmt == Fmt::W8A8 ? 0.0002f : 0.002f);
+          std::memcpy(&q->pools[i][b], &d, 2);
+        }
+    }
+  } else if (fmt == Fmt::Q4_0) {
     for (size_t b = 0; b < p0.size(); b += 18) {
       uint16_t d = scaleBits(s, 0.002f);
       std::memcpy(&p0[b], &d, 2);
@@ -284,6 +335,9 @@ std::unique_ptr<QWeights> makeWeights(Fmt fmt, int64_t n, int64_t k, int64_t cop
     }
   return q;
 }
+
+/// The quantized bytes of one [n, k] weight of format f (n a multiple of 64).
+int64_t weightBytes(Fmt f, int64_t n, int64_t k) { return makeWeights(f, 64, k, 1, 0)->bytes() * (n / 64); }
 
 std::vector<float> randomFloats(int64_t n, uint32_t seed, float scale = 1.f) {
   std::mt19937 rng(seed);
@@ -351,7 +405,7 @@ DenseSet &dense(int64_t n, int64_t k) {
   d.key = key;
   auto t0 = std::chrono::steady_clock::now();
   for (Fmt f : {Fmt::Q4_0, Fmt::Q4_K, Fmt::AWQ, Fmt::GPTQ}) {
-    int64_t one = makeWeights(f, 8, k, 1, 0)->bytes() * (n / 8);
+    int64_t one = weightBytes(f, n, k);
     d.q[fmtName(f)] = makeWeights(f, n, k, copiesFor(one), uint64_t(n * 131 + k) + int(f));
   }
   std::vector<float> w0 = d.q["Q4_0"]->dequantize(0);
@@ -382,9 +436,9 @@ const QWeights &denseWeights(DenseSet &d, Fmt f, int64_t n, int64_t k) {
   auto it = d.q.find(fmtName(f));
   if (it != d.q.end())
     return *it->second;
-  for (Fmt x : kExtraGguf)
+  for (Fmt x : kTwoCaseFmts)
     d.q.erase(fmtName(x));
-  int64_t one = makeWeights(f, 8, k, 1, 0)->bytes() * (n / 8);
+  int64_t one = weightBytes(f, n, k);
   auto &q = d.q[fmtName(f)];
   q = makeWeights(f, n, k, copiesFor(one), uint64_t(n * 131 + k) + int(f));
   return *q;
@@ -440,7 +494,7 @@ void registerDense(int64_t n, int64_t k, int64_t m, unsigned t, const std::strin
   if (impl == "eigen")
     meta.bytes = double(n) * double(k) * 4;
   else
-    meta.bytes = double(makeWeights(fmtOf(impl), 8, k, 1, 0)->bytes() * (n / 8));
+    meta.bytes = double(weightBytes(fmtOf(impl), n, k));
   registerBench(name, meta, [=](benchmark::State &st) {
     DenseSet &d = dense(n, k);
     std::vector<float> x = randomFloats(m * k, 7), y(size_t(m * n));
@@ -482,8 +536,8 @@ void registerMlp(const std::string &impl, unsigned t, double minTime) {
   Meta meta{"mlp", "mlp-14336x4096", 1, impl, t, 2.0 * 3 * double(h) * double(inter), 0};
   Fmt f = fmtOf(impl);
   meta.bytes = impl == "eigen" ? 3.0 * h * inter * 4
-                               : double(makeWeights(f, 8, h, 1, 0)->bytes() * (inter / 8) * 2 +
-                                        makeWeights(f, 8, inter, 1, 0)->bytes() * (h / 8));
+                               : double(weightBytes(f, inter, h) * 2 +
+                                        weightBytes(f, h, inter));
   registerBench("mlp/decode/" + impl + "/" + tname(t), meta, [=](benchmark::State &st) {
     denseSet() = DenseSet(); // free the dense weights
     std::vector<float> x = randomFloats(h, 3), g(static_cast<size_t>(inter)), u(static_cast<size_t>(inter)),
@@ -565,8 +619,8 @@ void registerMoe(const MoeModel &mm, Fmt f, int64_t tokens, unsigned t, double m
         routeTopK(logits.back().data(), tokens, mm.experts, mm.topK, true).expert;
     touched += double(std::set<int64_t>(ex.begin(), ex.end()).size()) / double(R);
   }
-  double expertBytes = double(makeWeights(f, 8, mm.h, 1, 0)->bytes() * (2 * mm.inter / 8) +
-                              makeWeights(f, 8, mm.inter, 1, 0)->bytes() * (mm.h / 8));
+  double expertBytes = double(weightBytes(f, 2 * mm.inter, mm.h) +
+                              weightBytes(f, mm.h, mm.inter));
   meta.bytes = touched * expertBytes;
   registerBench(name, meta, [=](benchmark::State &st) {
     denseSet() = DenseSet();
@@ -655,14 +709,15 @@ int runBench(const BenchOptions &opts) {
       for (unsigned t : threads)
         for (const std::string &impl : impls)
           registerDense(n, k, m, t, impl, mt);
-  // The other GGUF formats (int8 activations where the host has VNNI, and f32): decode of a
-  // 4096 x 14336 down projection and a 512-token prefill of 4096 x 4096, on all threads.
-  // (Shape-major: a shape's weights are built once.)
+  // The other formats (int8 activations where the host has VNNI and the format has them, and
+  // f32): decode of a 4096 x 14336 down projection and a 512-token prefill of 4096 x 4096, on
+  // all threads. (Shape-major: a shape's weights are built once.)
   for (bool prefill : {false, true})
-    for (Fmt f : kExtraGguf)
+    for (Fmt f : kTwoCaseFmts)
       for (std::string impl : {std::string(fmtName(f)), std::string(fmtName(f)) + "-f32"})
-        registerDense(4096, prefill || opts.quick ? 4096 : 14336, prefill ? (opts.quick ? 64 : 512) : 1,
-                      all, impl, mt);
+        if (!(f32Only(f) && forcesF32(impl)))
+          registerDense(4096, prefill || opts.quick ? 4096 : 14336, prefill ? (opts.quick ? 64 : 512) : 1,
+                        all, impl, mt);
   if (!opts.quick)
     for (unsigned t : threads)
       for (const std::string &impl : impls)
