@@ -1701,11 +1701,11 @@ private:
       b.CreateIntrinsic(Intrinsic::prefetch, {ptr}, {gepB(at, c64(ahead + off)), b.getInt32(0),
                                                      b.getInt32(3), b.getInt32(1)});
   }
-  /// gemv of the 32-block types (the K-quants: c16GemvRowsLoop): rows [m0, m0+MR) x channels
-  /// [n0, n0 + 16 NG) from the re-laid-out weights. With one row the 8 dot products of a block
-  /// run as two chains (vpdpbusd's latency would bound them).
-  void c16GemvTile(Value *mb, Value *m0, int MR, Value *n0, int NG) {
-    const int chains = MR == 1 ? 2 : 1;
+  /// gemv of the 32-block types with one x row (m0; more rows: c16GemvRowsLoop), channels
+  /// [n0, n0 + 16 NG), from the re-laid-out weights: the 8 dot products of a block as two
+  /// chains (vpdpbusd's latency would bound one).
+  void c16GemvTile(Value *mb, Value *m0, Value *n0, int NG) {
+    const int MR = 1, chains = 2;
     const bool mins = hasMins(), zp = zeroPoint8() != 0;
     std::vector<std::vector<AllocaInst *>> acc(MR, std::vector<AllocaInst *>(NG)), macc = acc;
     for (int i = 0; i < MR; ++i)
@@ -1747,15 +1747,15 @@ private:
               store(fma(ml, sx, load(vf(16), macc[i][g], 4)), macc[i][g], 4);
             }
           }
-        }, MR == 1);
+        });
       }
     }, "cu");
     storeLaneTiles(acc, mins ? &macc : nullptr, m0, n0);
   }
 
-  /// K-quant gemv, 1..8 x rows (decode; an MoE expert's few tokens): each block is decoded once
-  /// (unrolled) and a run-time loop over the rows multiplies it, the rows' accumulators on the
-  /// stack. One-row tiles decoded every block once per row (Mixtral MoE at 16 tokens, ~4 a
+  /// gemv, K-quants with 1..8 x rows, the 32-block types with 2..8 (decode; an MoE expert's
+  /// few tokens): each block is decoded once (unrolled) and a run-time loop over the rows
+  /// multiplies it, the rows' accumulators on the stack. One-row tiles decoded every block once per row (Mixtral MoE at 16 tokens, ~4 a
   /// expert: Q4_K at 44% of the bandwidth, 60% now), and a 2-row unrolled tile took compile time
   /// over 50 ms; with one row this is as fast as the one-row tile was. A row's arithmetic does
   /// not depend on the rows beside it.
@@ -1863,15 +1863,24 @@ private:
         // the row loop (c16GemvRowsLoop).
         const int NG = int(s_.gemvThreadAlign() / 16);
         Value *n = loop(NB, b.CreateSub(NE, c64(16 * NG - 1)), 16 * NG, [&](Value *n0) {
-          if (!kQuant()) {
-            mTiles(mb, mEnd, [&](Value *m0, int MR) { c16GemvTile(mb, m0, MR, n0, NG); }, 2);
-            return;
-          }
+          if (kQuant())
+            return c16GemvRowsLoop(mb, mEnd, n0, NG);
+          // 32-blocks: one row by the 2-chain tile (the row loop decoded ~5% slower), more by
+          // the row loop (Mixtral MoE at 16 tokens: Q4_0 +6-16% over 2-row tiles)
+          BasicBlock *one = BasicBlock::Create(C, "row1", F), *more = BasicBlock::Create(C, "rows", F),
+                     *done = BasicBlock::Create(C, "rowsdone", F);
+          b.CreateCondBr(b.CreateICmpEQ(b.CreateSub(mEnd, mb), c64(1)), one, more);
+          b.SetInsertPoint(one);
+          c16GemvTile(mb, mb, n0, NG);
+          b.CreateBr(done);
+          b.SetInsertPoint(more);
           c16GemvRowsLoop(mb, mEnd, n0, NG);
+          b.CreateBr(done);
+          b.SetInsertPoint(done);
         }, "ng");
         if (NG == 4 && s_.n % 64) // chunks start at multiples of 64: only N's last 32 channels
           loop(n, NE, 32, [&](Value *n0) {
-            mTiles(mb, mEnd, [&](Value *m0, int MR) { c16GemvTile(mb, m0, MR, n0, 2); }, 2);
+            c16GemvRowsLoop(mb, mEnd, n0, 2);
           }, "n32");
       }, "mb");
       return;
