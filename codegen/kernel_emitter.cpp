@@ -762,13 +762,27 @@ private:
   /// Quantizes rows [mb, mEnd) of x into scratch rows [0, mEnd - mb).
   void quantizeRows(Value *mb, Value *mEnd) {
     const int B = int(kActBlock);
+    // One scale per super-block (actScaleBlock 256): the records' sums of xq stay integers (as
+    // f32), the wide tile applies dx per super-block.
+    const bool super = s_.actScaleBlock() != kActBlock;
     loop(mb, mEnd, 1, [&](Value *m) {
       Value *i = b.CreateSub(m, mb);
       Value *xr = gep(f32, X, b.CreateMul(m, c64(s_.k)));
       loop(c64(0), c64(nBlk()), 1, [&](Value *blk) {
         Value *v = load(vf(B), gep(f32, xr, b.CreateMul(blk, c64(B))), 4);
-        // max |x| through the bit patterns (|x| orders like its bits as unsigned).
-        Value *bits = b.CreateAnd(b.CreateBitCast(v, vi(i32, B)), splat(B, c32(0x7fffffff)));
+        // max |x| through the bit patterns (|x| orders like its bits as unsigned); with one
+        // scale per super-block, over the block's 8-block unit.
+        auto absBits = [&](Value *x) {
+          return b.CreateAnd(b.CreateBitCast(x, vi(i32, B)), splat(B, c32(0x7fffffff)));
+        };
+        Value *bits = absBits(v);
+        if (super) {
+          Value *unit0 = b.CreateMul(b.CreateAnd(blk, c64(~int64_t(7))), c64(B));
+          bits = absBits(load(vf(B), gep(f32, xr, unit0), 4));
+          for (int j = 1; j < 8; ++j)
+            bits = b.CreateBinaryIntrinsic(Intrinsic::umax, bits,
+                                           absBits(load(vf(B), gep(f32, xr, b.CreateAdd(unit0, c64(j * B))), 4)));
+        }
         Value *amax = b.CreateBitCast(b.CreateIntMaxReduce(bits, false), f32);
         Value *dx = b.CreateFDiv(amax, ConstantFP::get(f32, 127.0));
         Value *div = b.CreateSelect(b.CreateFCmpOGT(amax, ConstantFP::get(f32, 0.0)), dx,
@@ -794,14 +808,18 @@ private:
         store(dx, blockDataAt(0, i, blk), 4);
         Value *zp = c32(-zeroPoint8());
         Value *biasAt = blockDataAt(1, i, blk);
+        auto scaled = [&](Value *isum) {
+          Value *f = b.CreateSIToFP(isum, f32);
+          return super ? f : b.CreateFMul(dx, f);
+        };
         if (halfMins()) {
-          store(b.CreateFMul(dx, b.CreateSIToFP(sLo, f32)), biasAt, 4);
-          store(b.CreateFMul(dx, b.CreateSIToFP(sHi, f32)), gepB(biasAt, c64(4)), 4);
+          store(scaled(sLo), biasAt, 4);
+          store(scaled(sHi), gepB(biasAt, c64(4)), 4);
         } else {
           store(b.CreateMul(splitBias() ? sLo : isum, zp), biasAt, 4);
           store(b.CreateMul(splitBias() ? sHi : c32(0), zp), gepB(biasAt, c64(4)), 4);
         }
-        store(b.CreateFMul(dx, b.CreateSIToFP(isum, f32)), blockDataAt(2, i, blk), 4);
+        store(scaled(isum), blockDataAt(2, i, blk), 4);
       }, "qb");
     }, "qm");
   }
@@ -1413,7 +1431,16 @@ private:
     std::vector<Value *> xi(MR);
     for (int i = 0; i < MR; ++i)
       xi[i] = b.CreateAdd(b.CreateSub(m0, mb), c64(i));
-    loop(c64(0), c64(nBlk()), 1, [&](Value *blk) {
+    // One x scale per super-block (actScaleBlock): the blocks accumulate sw * sum and -ml *
+    // sum(xq) into sacc, which takes dx once per super-block (one FMA less per block and
+    // accumulator); acc stays in memory across the block loop (it is read once per 8 blocks).
+    const bool super = s_.actScaleBlock() != kActBlock;
+    std::vector<std::vector<AllocaInst *>> sacc = acc;
+    if (super)
+      for (int i = 0; i < MR; ++i)
+        for (int v = 0; v < NV; ++v)
+          sacc[i][v] = slot(vf(16), "sacc");
+    auto blockStep = [&](Value *blk) {
       std::vector<Value *> dx(MR), xq(MR);
       for (int i = 0; i < MR; ++i) {
         dx[i] = splat(16, load(f32, blockDataAt(0, xi[i], blk), 4));
@@ -1445,8 +1472,8 @@ private:
         for (int v = 0; v < NV; ++v) {
           Value *sw = load(vf(16), widePanel(blk, 1024 + hh * 128 + v * 64), 4);
           for (int i = 0; i < MR; ++i)
-            store(fma(b.CreateSIToFP(ia[i][v], vf(16)), b.CreateFMul(sw, dx[i]),
-                      load(vf(16), acc[i][v], 4)), acc[i][v], 4);
+            store(fma(b.CreateSIToFP(ia[i][v], vf(16)), super ? sw : b.CreateFMul(sw, dx[i]),
+                      load(vf(16), sacc[i][v], 4)), sacc[i][v], 4);
         }
       }
       for (int hh = 0; hh < minSlots(); ++hh)
@@ -1456,10 +1483,26 @@ private:
             Value *sxAt = halfMins() ? gepB(blockDataAt(1, xi[i], blk), c64(4 * hh))
                                      : blockDataAt(2, xi[i], blk);
             Value *sx = splat(16, load(f32, sxAt, 4));
-            store(fma(b.CreateFNeg(ml), sx, load(vf(16), acc[i][v], 4)), acc[i][v], 4);
+            store(fma(b.CreateFNeg(ml), sx, load(vf(16), sacc[i][v], 4)), sacc[i][v], 4);
           }
         }
-    }, "wb");
+    };
+    if (!super) {
+      loop(c64(0), c64(nBlk()), 1, blockStep, "wb");
+    } else {
+      loop(c64(0), c64(nUnits()), 1, [&](Value *u) {
+        for (int i = 0; i < MR; ++i)
+          for (int v = 0; v < NV; ++v)
+            store(Constant::getNullValue(vf(16)), sacc[i][v], 4);
+        Value *blk0 = b.CreateMul(u, c64(8));
+        loop(blk0, b.CreateAdd(blk0, c64(8)), 1, blockStep, "wb");
+        for (int i = 0; i < MR; ++i) {
+          Value *dx = splat(16, load(f32, blockDataAt(0, xi[i], blk0), 4));
+          for (int v = 0; v < NV; ++v)
+            store(fma(load(vf(16), sacc[i][v], 4), dx, load(vf(16), acc[i][v], 4)), acc[i][v], 4);
+        }
+      }, "wu");
+    }
     storeLaneTiles(acc, nullptr, m0, n0);
   }
 

@@ -142,6 +142,19 @@ int64_t KernelSpec::int8RowsPerBlock() const {
   return mclass == MClass::Gemv ? kGemvMaxM : 128;
 }
 
+int64_t KernelSpec::actScaleBlock() const {
+  if (mclass != MClass::Gemm || packing() != Packing::Channels16)
+    return kActBlock;
+  switch (layout) { // two weight scales a 32-block: 15-25% faster prefill (Q4_K / Q5_K: no gain)
+  case Layout::GgufQ6_K:
+  case Layout::GgufQ3_K:
+  case Layout::GgufQ2_K:
+    return 256;
+  default:
+    return kActBlock;
+  }
+}
+
 bool hostHasInt8Dot() {
   static bool has = [] {
     llvm::StringMap<bool> f = llvm::sys::getHostCPUFeatures();

@@ -119,6 +119,10 @@ struct KernelSpec {
   bool int8Capable() const;
   /// Int8 kernels: rows of x quantized at a time (the m-block; the whole M for gemv).
   int64_t int8RowsPerBlock() const;
+  /// Elements of x per activation scale: kActBlock, but 256 (one scale per super-block, as
+  /// llama.cpp's Q8_K) for the Q6_K / Q3_K / Q2_K gemm on Channels16, whose wide tile then
+  /// applies it once per super-block instead of once per 16-element half (codegen/README.md).
+  int64_t actScaleBlock() const;
 };
 
 /// The host has 512-bit 8-bit dot products (AVX-512 VNNI, BW, VL): the int8 kernels use them.

@@ -13,7 +13,8 @@
 //   combine     δy_h = Σ_slots w_s δo_h + 2u |y_h|               (both accumulate in f64)
 // with d = KernelSpec::accumulationDepth() of the kernel that ran. Int8-activation kernels
 // (GGUF on a host with VNNI; codegen_test.cpp derives their bound) add the activation rounding
-// Σ_k |W_ik| e_k, e_k = (max |v| over k's 32-block) / 254 (1 + 2^-17) of their input v (x for
+// Σ_k |W_ik| e_k, e_k = (max |v| over k's 32-block; 256 for the K-quant gemm, KernelSpec::
+// actScaleBlock) / 254 (1 + 2^-17) of their input v (x for
 // gate / up; for down the act output, its block max taken as max (|a_i| + δa_i)), and their
 // arithmetic term is γ(4K/32 + 16) Σ_k (|W_ik| + C A_ik)(|v_k| + e_k) with A = max |W| over the
 // 32-block and C = 64 (126 for Q5_K / Q5_1, whose min term can reach 63 A; gguf_kquants_test.cpp). The test requires |y_cpu - y_ref| <= 1.05 δy (5% for the neglected second-order terms).
@@ -110,11 +111,13 @@ void checkMoe(const Module &m, const std::string &fn, int64_t tokens, const std:
   const double c13 = minFactor(*w13), c2 = minFactor(*w2);
   const bool int8_13 = codegen::specForWeight(*w13).spec->act == codegen::Activations::Int8;
   const bool int8_2 = codegen::specForWeight(*w2).spec->act == codegen::Activations::Int8;
-  auto tokenBlock = [](const Weight &w) {
-    const codegen::KernelSpec s = *codegen::specForWeight(w).spec;
-    return s.layout == codegen::Layout::W8a8 ? s.k : int64_t(32);
+  // x elements per activation scale of the kernel that ran on `rows` tokens (W8A8: per token;
+  // the K-quant gemm: per 256).
+  auto tokenBlock = [](const Weight &w, int64_t rows) {
+    codegen::KernelSpec s = *codegen::specForWeight(w).spec;
+    s.mclass = codegen::mClassFor(rows);
+    return s.layout == codegen::Layout::W8a8 ? s.k : s.actScaleBlock();
   };
-  const int64_t blk13 = tokenBlock(*w13), blk2 = tokenBlock(*w2);
   // Per-element activation rounding bounds of a vector v (|v_k| + slack_k) and the int8 kernels'
   // error of one output: sum |w| e + g * sum (|w| + 64 A)(|v| + slack + e).
   // W8A8 quantizes per token: one block of the whole row (its arithmetic, gamma(3) |x̂ w| plus
@@ -160,6 +163,7 @@ void checkMoe(const Module &m, const std::string &fn, int64_t tokens, const std:
       int64_t ex = expertOf[size_t(t * topK + s)];
       double wt = weightOf[size_t(t * topK + s)];
       const double g13 = depth(*w13, rowsOf[size_t(ex)]), g2 = depth(*w2, rowsOf[size_t(ex)]);
+      const int64_t blk13 = tokenBlock(*w13, rowsOf[size_t(ex)]), blk2 = tokenBlock(*w2, rowsOf[size_t(ex)]);
       for (int64_t i = 0; i < inter; ++i) {
         const float *gw = d13->data() + (ex * n13 + i) * h;
         const float *uw = wu ? dUp.data() + (ex * inter + i) * h : gw + inter * h;

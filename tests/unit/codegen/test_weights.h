@@ -35,19 +35,21 @@ inline codegen::ThreadPool &pool3() {
   return p;
 }
 
-/// x as an int8-activation kernel sees it: per 32-element block dx = max|x| / 127 (f32),
+/// x as an int8-activation kernel sees it: per `block` elements (KernelSpec::actScaleBlock:
+/// 32, or 256 for the K-quant gemm) dx = max|x| / 127 (f32),
 /// q = roundeven(x / dx) (f32), x̂ = dx * q — the same IEEE operations as the kernel's, so x̂ is
 /// what the kernel multiplies exactly. `half` gets the rounding bound dx/2 per element.
-inline std::vector<double> quantizedX(const std::vector<float> &x, std::vector<double> &half) {
+inline std::vector<double> quantizedX(const std::vector<float> &x, std::vector<double> &half,
+                                      int64_t block = codegen::kActBlock) {
   std::vector<double> xq(x.size());
   half.assign(x.size(), 0.0);
-  for (size_t b0 = 0; b0 < x.size(); b0 += size_t(codegen::kActBlock)) {
+  for (size_t b0 = 0; b0 < x.size(); b0 += size_t(block)) {
     float amax = 0;
-    for (size_t i = b0; i < b0 + size_t(codegen::kActBlock); ++i)
+    for (size_t i = b0; i < b0 + size_t(block); ++i)
       amax = std::max(amax, std::fabs(x[i]));
     float dx = amax / 127.0f;
     float div = amax > 0 ? dx : 1.0f;
-    for (size_t i = b0; i < b0 + size_t(codegen::kActBlock); ++i) {
+    for (size_t i = b0; i < b0 + size_t(block); ++i) {
       xq[i] = double(dx) * double(std::nearbyint(x[i] / div));
       half[i] = 0.5 * double(dx);
     }
@@ -326,7 +328,7 @@ inline KernelErrors checkKernelOutputs(const codegen::KernelSpec &spec, const ui
   // the min terms to the same accumulator).
   const double g = int8 ? (cols ? gamma(k / codegen::kActBlock + 3) : gamma(4 * k / codegen::kActBlock + 16))
                         : gamma(used.accumulationDepth());
-  std::vector<double> half, xh = int8 ? quantizedX(x, half) : std::vector<double>();
+  std::vector<double> half, xh = int8 ? quantizedX(x, half, used.actScaleBlock()) : std::vector<double>();
   int64_t bad = 0;
   double maxY = 0, maxErr = 0;
   for (int64_t i = 0; i < m; ++i)
