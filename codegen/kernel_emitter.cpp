@@ -667,7 +667,8 @@ private:
   // block b: dx_b = max|x| / 127, xq = roundeven(x / dx_b) in [-127, 127]. Per block the scratch
   // also holds a 16-byte record: dx_b, the bias -zp * sum(xq) (Q6_K: of elements 0..15 and of
   // 16..31, whose weight scales differ; the weights' zero point folded into the dot product's
-  // start value) and sx_b = dx_b * sum(xq) (Q4_K's min term).
+  // start value) and sx_b = dx_b * sum(xq) (Q4_K's min term). With one scale per super-block
+  // (KernelSpec::actScaleBlock), dx_b is the super-block's and the sums are stored without it.
   // The weights of two consecutive 32-blocks become 64 unsigned 8-bit codes c (Q8_0: q + 128,
   // Q4_0 / Q4_K: nibble, Q6_K: 6-bit code) with w = sw * (c - zp) [- ml]; one 512-bit vpdpbusd
   // (bias, c, xq) gives sum (c - zp) * xq exactly, int32 lanes 0..7 for the first block and
