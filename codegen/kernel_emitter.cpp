@@ -2778,9 +2778,10 @@ private:
     // Vectors of 16 channels a tile: AWQ 4-bit gemv on the row layout takes 128 channels, a whole
     // 64-byte line of each qweight row (K rows N/2 bytes apart: half-line tiles read every line
     // twice, from DRAM). The row layout's gemv (N % 16 != 0, a fallback) takes one x row a tile,
-    // a quarter of the code of 4 (its unpacking is long: 95-130 ms to compile).
+    // a quarter of the code of 4 (its unpacking is long: 95-130 ms to compile). The gemm takes 6
+    // x rows a tile, as the GGUF wide tile (AWQ / GPTQ prefill +3 / +8% over 4, A/B).
     const int NT = int(s_.threadAlign() / 16);
-    const int MR = !colsPacked() && s_.mclass == MClass::Gemv ? 1 : 4;
+    const int MR = !colsPacked() && s_.mclass == MClass::Gemv ? 1 : s_.mclass == MClass::Gemm ? 6 : 4;
     loop(c64(0), Mrows, qRows(), [&](Value *mb) {
       Value *mbEnd = b.CreateAdd(mb, c64(qRows()));
       Value *mEnd = b.CreateSelect(b.CreateICmpSLT(mbEnd, Mrows), mbEnd, Mrows);
