@@ -84,7 +84,9 @@ void setCounters(benchmark::State &st, const Meta &m) {
 
 // ---- synthetic quantized weights ---------------------------------------------------------------
 
-enum class Fmt { Q4_0, Q4_K, AWQ, GPTQ, Q5_K, Q3_K, Q2_K, Q4_1, Q5_0, Q5_1, Q6_K, Q8_0, Marlin, NpuW4, W8A8 };
+enum class Fmt {
+  Q4_0, Q4_K, AWQ, GPTQ, Q5_K, Q3_K, Q2_K, Q4_1, Q5_0, Q5_1, Q6_K, Q8_0, Marlin, NpuW4, W8A8
+};
 /// The formats benchmarked on two cases only (decode 4096x14336, prefill 512 x 4096x4096): the
 /// other GGUF types, Marlin 4-bit (GPTQ's sym g128 export after marlin-repack), the Ascend
 /// W4A16 layout (npu_w4 g128, run on the CPU) and W8A8 (int8 weights, per-token activations).
@@ -240,11 +242,14 @@ std::unique_ptr<QWeights> makeWeights(Fmt fmt, int64_t n, int64_t k, int64_t cop
                                    {"shape", Attribute(shape)}});
     elems = {{"qweight", ElemKind::I32}, {"scales", ElemKind::F16}};
   } else if (fmt == Fmt::NpuW4) {
-    q->type = buildType("npu_w4", {{"group", Attribute(int64_t(128))}, {"shape", Attribute(shape)}});
+    q->type = buildType("npu_w4", {{"group", Attribute(int64_t(128))},
+                                   {"shape", Attribute(shape)}});
     elems = {{"weight", ElemKind::I32}, {"antiquant_scale", ElemKind::F16}};
   } else if (fmt == Fmt::W8A8) {
     q->type = buildType("w8a8", {{"shape", Attribute(shape)}});
-    elems = {{"weight", ElemKind::I8}, {"weight_scale", ElemKind::F16}, {"weight_offset", ElemKind::F16}};
+    elems = {{"weight", ElemKind::I8},
+             {"weight_scale", ElemKind::F16},
+             {"weight_offset", ElemKind::F16}};
   } else {
     q->type = buildType("gguf", {{"type", Attribute::ident(fmtName(fmt))},
                                  {"shape", Attribute(shape)}});
@@ -337,7 +342,9 @@ std::unique_ptr<QWeights> makeWeights(Fmt fmt, int64_t n, int64_t k, int64_t cop
 }
 
 /// The quantized bytes of one [n, k] weight of format f (n a multiple of 64).
-int64_t weightBytes(Fmt f, int64_t n, int64_t k) { return makeWeights(f, 64, k, 1, 0)->bytes() * (n / 64); }
+int64_t weightBytes(Fmt f, int64_t n, int64_t k) {
+  return makeWeights(f, 64, k, 1, 0)->bytes() * (n / 64);
+}
 
 std::vector<float> randomFloats(int64_t n, uint32_t seed, float scale = 1.f) {
   std::mt19937 rng(seed);
@@ -716,8 +723,8 @@ int runBench(const BenchOptions &opts) {
     for (Fmt f : kTwoCaseFmts)
       for (std::string impl : {std::string(fmtName(f)), std::string(fmtName(f)) + "-f32"})
         if (!(f32Only(f) && forcesF32(impl)))
-          registerDense(4096, prefill || opts.quick ? 4096 : 14336, prefill ? (opts.quick ? 64 : 512) : 1,
-                        all, impl, mt);
+          registerDense(4096, prefill || opts.quick ? 4096 : 14336,
+                        prefill ? (opts.quick ? 64 : 512) : 1, all, impl, mt);
   if (!opts.quick)
     for (unsigned t : threads)
       for (const std::string &impl : impls)

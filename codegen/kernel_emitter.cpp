@@ -780,9 +780,10 @@ private:
         if (super) {
           Value *unit0 = b.CreateMul(b.CreateAnd(blk, c64(~int64_t(7))), c64(B));
           bits = absBits(load(vf(B), gep(f32, xr, unit0), 4));
-          for (int j = 1; j < 8; ++j)
-            bits = b.CreateBinaryIntrinsic(Intrinsic::umax, bits,
-                                           absBits(load(vf(B), gep(f32, xr, b.CreateAdd(unit0, c64(j * B))), 4)));
+          for (int j = 1; j < 8; ++j) {
+            Value *xj = load(vf(B), gep(f32, xr, b.CreateAdd(unit0, c64(j * B))), 4);
+            bits = b.CreateBinaryIntrinsic(Intrinsic::umax, bits, absBits(xj));
+          }
         }
         Value *amax = b.CreateBitCast(b.CreateIntMaxReduce(bits, false), f32);
         Value *dx = b.CreateFDiv(amax, ConstantFP::get(f32, 127.0));
@@ -1799,10 +1800,10 @@ private:
 
   /// gemv, K-quants with 1..8 x rows, the 32-block types with 2..8 (decode; an MoE expert's
   /// few tokens): each block is decoded once (unrolled) and a run-time loop over the rows
-  /// multiplies it, the rows' accumulators on the stack. One-row tiles decoded every block once per row (Mixtral MoE at 16 tokens, ~4 a
-  /// expert: Q4_K at 44% of the bandwidth, 60% now), and a 2-row unrolled tile took compile time
-  /// over 50 ms; with one row this is as fast as the one-row tile was. A row's arithmetic does
-  /// not depend on the rows beside it.
+  /// multiplies it, the rows' accumulators on the stack. One-row tiles decoded every block once
+  /// per row (Mixtral MoE at 16 tokens, ~4 rows an expert: Q4_K at 41% of the bandwidth, 70%
+  /// now), and a 2-row unrolled tile took compile time over 50 ms; with one row this is as fast
+  /// as the one-row tile was. A row's arithmetic does not depend on the rows beside it.
   void c16GemvRowsLoop(Value *mb, Value *mEnd, Value *n0, int NG) {
     const bool mins = hasMins(), zp = zeroPoint8() != 0;
     Value *rows = b.CreateSub(mEnd, mb);
@@ -1836,16 +1837,20 @@ private:
             for (int hf = 0; hf < halves; ++hf) {
               Value *ia = zp ? splat(16, load(i32, gepB(blockDataAt(1, i, blk), c64(4 * hf)), 4))
                              : Constant::getNullValue(vi(i32, 16));
-              for (int k4 = hf * perHalf; k4 < (hf + 1) * perHalf; ++k4)
-                ia = b.CreateCall(dp, {ia, ops[size_t(k4)], splat(16, load(i32, gepB(xq, c64(4 * k4)), 1))});
+              for (int k4 = hf * perHalf; k4 < (hf + 1) * perHalf; ++k4) {
+                Value *xb = splat(16, load(i32, gepB(xq, c64(4 * k4)), 1));
+                ia = b.CreateCall(dp, {ia, ops[size_t(k4)], xb});
+              }
               r = fma(b.CreateSIToFP(ia, vf(16)), b.CreateFMul(hf ? sw2 : sw, dx), r);
             }
             store(r, at(i, g, false), 4);
             if (mins) {
               Value *m = load(vf(16), at(i, g, true), 4);
               if (ml2) // Q2_K: a min per half, times dx sum(xq) of the half
-                for (int hf = 0; hf < 2; ++hf)
-                  m = fma(hf ? ml2 : ml, splat(16, load(f32, gepB(blockDataAt(1, i, blk), c64(4 * hf)), 4)), m);
+                for (int hf = 0; hf < 2; ++hf) {
+                  Value *sx = load(f32, gepB(blockDataAt(1, i, blk), c64(4 * hf)), 4);
+                  m = fma(hf ? ml2 : ml, splat(16, sx), m);
+                }
               else
                 m = fma(ml, splat(16, load(f32, blockDataAt(2, i, blk), 4)), m);
               store(m, at(i, g, true), 4);
@@ -1859,7 +1864,8 @@ private:
         Value *r = load(vf(16), at(i, g, false), 4);
         if (mins)
           r = b.CreateFSub(r, load(vf(16), at(i, g, true), 4));
-        Value *yi = b.CreateAdd(b.CreateMul(b.CreateAdd(mb, i), c64(s_.n)), b.CreateAdd(n0, c64(16 * g)));
+        Value *yi = b.CreateAdd(b.CreateMul(b.CreateAdd(mb, i), c64(s_.n)),
+                                b.CreateAdd(n0, c64(16 * g)));
         store(r, gep(f32, Y, yi), 4);
       }
     }, "gs");

@@ -53,7 +53,8 @@ enum class Family { RowsK, ColsN };
 /// How a kernel consumes the activations x: f32 (weights unpacked to f32, f32 FMAs), or Int8 (x
 /// quantized inside the kernel to int8 with an f32 scale per 32-element block, or per 256
 /// (KernelSpec::actScaleBlock), weights unpacked to 8-bit codes, integer dot products
-/// `vpdpbusd`, one f32 scale FMA per block: llama.cpp's scheme). Int8 trades the activation rounding error (bounded in codegen/README.md) for speed.
+/// `vpdpbusd`, one f32 scale FMA per block: llama.cpp's scheme). Int8 trades the activation
+/// rounding error (bounded in codegen/README.md) for speed.
 enum class Activations { F32, Int8 };
 /// Elements per activation quantization block (one f32 scale each).
 inline constexpr int64_t kActBlock = 32;

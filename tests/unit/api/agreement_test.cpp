@@ -8,7 +8,8 @@
 //    d <= K + 1 = 513 here (gamma(513) = 3.1e-5, a worst case; the error is a random walk, observed
 //    <= 5e-7), and a block chains three linears: 1e-4 (codegen tests check the per-kernel bound).
 //  - cpu, int8 activations (GGUF, AWQ and GPTQ 4-bit layouts without act-order on hosts with
-//    8-bit dot products, as llama.cpp: the default there): x is quantized per 32-element block (256 in the Q6_K / Q3_K / Q2_K gemm) to int8, an error <= max|x_block| / 254
+//    8-bit dot products, as llama.cpp: the default there): x is quantized per 32-element block
+//    (256 in the Q6_K / Q3_K / Q2_K gemm) to int8, an error <= max|x_block| / 254
 //    per element, as W8A8's: 5e-2 (observed <= 1.5e-2). W8A8 itself quantizes x per token on the
 //    cpu too (its scheme's arithmetic), an error <= max|x_row| / 254 per element: the same 5e-2. Both modes are checked where the host has
 //    int8 dot products; the f32 mode everywhere.

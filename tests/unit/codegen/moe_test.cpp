@@ -163,7 +163,8 @@ void checkMoe(const Module &m, const std::string &fn, int64_t tokens, const std:
       int64_t ex = expertOf[size_t(t * topK + s)];
       double wt = weightOf[size_t(t * topK + s)];
       const double g13 = depth(*w13, rowsOf[size_t(ex)]), g2 = depth(*w2, rowsOf[size_t(ex)]);
-      const int64_t blk13 = tokenBlock(*w13, rowsOf[size_t(ex)]), blk2 = tokenBlock(*w2, rowsOf[size_t(ex)]);
+      const int64_t blk13 = tokenBlock(*w13, rowsOf[size_t(ex)]);
+      const int64_t blk2 = tokenBlock(*w2, rowsOf[size_t(ex)]);
       for (int64_t i = 0; i < inter; ++i) {
         const float *gw = d13->data() + (ex * n13 + i) * h;
         const float *uw = wu ? dUp.data() + (ex * inter + i) * h : gw + inter * h;

@@ -326,9 +326,11 @@ inline KernelErrors checkKernelOutputs(const codegen::KernelSpec &spec, const ui
   // int8: one FMA per 32-block and lane (channel-lane kernels); up to 4 in the K-vectorised ones
   // (Q6_K / Q3_K / Q2_K: a scale per 16-element half; Q2_K also a min each; the wide tile adds
   // the min terms to the same accumulator).
-  const double g = int8 ? (cols ? gamma(k / codegen::kActBlock + 3) : gamma(4 * k / codegen::kActBlock + 16))
+  const double g = int8 ? (cols ? gamma(k / codegen::kActBlock + 3)
+                                : gamma(4 * k / codegen::kActBlock + 16))
                         : gamma(used.accumulationDepth());
-  std::vector<double> half, xh = int8 ? quantizedX(x, half, used.actScaleBlock()) : std::vector<double>();
+  std::vector<double> half;
+  std::vector<double> xh = int8 ? quantizedX(x, half, used.actScaleBlock()) : std::vector<double>();
   int64_t bad = 0;
   double maxY = 0, maxErr = 0;
   for (int64_t i = 0; i < m; ++i)
