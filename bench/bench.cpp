@@ -295,34 +295,14 @@ std::unique_ptr<QWeights> makeWeights(Fmt fmt, int64_t n, int64_t k, int64_t cop
           std::memcpy(&q->pools[i][b], &d, 2);
         }
     }
-  } else if (fmt == Fmt::Q4_0) {
-    for (size_t b = 0; b < p0.size(); b += 18) {
-      uint16_t d = scaleBits(s, 0.002f);
-      std::memcpy(&p0[b], &d, 2);
-    }
-  } else if (fmt == Fmt::Q4_K) {
-    for (size_t b = 0; b < p0.size(); b += 144) {
-      uint16_t d = scaleBits(s, 0.0005f), dmin = scaleBits(s, 0.0005f);
-      std::memcpy(&p0[b], &d, 2);
-      std::memcpy(&p0[b + 2], &dmin, 2);
-    }
-  } else if (fmt != Fmt::AWQ && fmt != Fmt::GPTQ) { // the other GGUF types: d (and dmin / m)
-    const int64_t bb = gguf::blockBytes(*schemes::ggufTypeId(fmtName(fmt)));
-    std::vector<size_t> offs;
-    switch (fmt) {
-    case Fmt::Q5_K: offs = {0, 2}; break;
-    case Fmt::Q3_K: offs = {108}; break;
-    case Fmt::Q2_K: offs = {80, 82}; break;
-    case Fmt::Q4_1: offs = {0, 2}; break;
-    case Fmt::Q5_0: offs = {0}; break;
-    case Fmt::Q6_K: offs = {208}; break;
-    case Fmt::Q8_0: offs = {0}; break;
-    default: offs = {0, 2}; break; // Q5_1
-    }
+  } else if (fmt != Fmt::AWQ && fmt != Fmt::GPTQ) { // GGUF: d (and dmin / m)
+    const uint32_t id = *schemes::ggufTypeId(fmtName(fmt));
+    const int64_t bb = gguf::blockBytes(id);
+    const float lo = fmt == Fmt::Q4_0 ? 0.002f : 0.0005f;
     for (size_t b = 0; b < p0.size(); b += size_t(bb))
-      for (size_t o : offs) {
-        uint16_t d = scaleBits(s, 0.0005f);
-        std::memcpy(&p0[b + o], &d, 2);
+      for (int o : gguf::halfFieldOffsets(id)) {
+        uint16_t d = scaleBits(s, lo);
+        std::memcpy(&p0[b + size_t(o)], &d, 2);
       }
   } else { // AWQ / GPTQ: f16 scales
     std::vector<uint8_t> &sc = q->pools[2];

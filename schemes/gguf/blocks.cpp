@@ -60,6 +60,23 @@ int64_t blockBytes(uint32_t t) {
   }
 }
 
+std::vector<int> halfFieldOffsets(uint32_t t) {
+  switch (t) {
+  case kQ4_0:
+  case kQ5_0:
+  case kQ8_0: return {0};
+  case kQ4_1:
+  case kQ5_1:
+  case kQ8_1:
+  case kQ4_K:
+  case kQ5_K: return {0, 2};
+  case kQ2_K: return {80, 82};
+  case kQ3_K: return {108};
+  case kQ6_K: return {208};
+  default: return {};
+  }
+}
+
 namespace {
 
 void deqQ4_0(const uint8_t* b, float* y) {

@@ -7,6 +7,7 @@
 // within the usual error of each format, but it is not bit-identical to llama-quantize.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 namespace qlc::gguf {
 
@@ -38,6 +39,10 @@ bool hasBlockCodec(uint32_t ggmlType);
 /// io/ggml_types.h; these agree with it for the supported types.)
 int64_t blockElements(uint32_t ggmlType);
 int64_t blockBytes(uint32_t ggmlType);
+/// Byte offsets of a quantized block's f16 fields (d, and m / dmin / s where the type has one);
+/// empty for the others (Q8_K's d is f32). Tests and benchmarks write finite scales there into
+/// blocks of random bytes.
+std::vector<int> halfFieldOffsets(uint32_t ggmlType);
 
 /// Dequantize n elements (n a multiple of the type's block size) from src (n/blck blocks) into dst.
 /// Precondition (checked by callers): supported type, sizes valid.

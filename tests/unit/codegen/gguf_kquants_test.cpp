@@ -51,15 +51,7 @@ TestWeight randomBlocks(const std::string &type, int64_t n, int64_t k, uint32_t 
   TestWeight t = ggufWeight(type, n, k, seed); // for the type; the bytes are replaced
   uint32_t id = *schemes::ggufTypeId(type);
   const int64_t bb = gguf::blockBytes(id);
-  std::vector<int> halves; // byte offsets of the block's f16 fields
-  if (type == "Q4_1" || type == "Q5_1" || type == "Q5_K")
-    halves = {0, 2};
-  else if (type == "Q5_0")
-    halves = {0};
-  else if (type == "Q2_K")
-    halves = {80, 82};
-  else if (type == "Q3_K")
-    halves = {108};
+  const std::vector<int> halves = gguf::halfFieldOffsets(id);
   std::mt19937 rng(seed);
   std::uniform_int_distribution<int> byte(0, 255);
   std::uniform_real_distribution<float> scale(-0.02f, 0.02f);

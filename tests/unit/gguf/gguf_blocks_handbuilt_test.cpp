@@ -155,6 +155,8 @@ TEST(GgufBlocks, TypeTable) {
     EXPECT_TRUE(hasBlockCodec(t.type)) << t.name;
     EXPECT_EQ(blockElements(t.type), t.blck) << t.name;
     EXPECT_EQ(blockBytes(t.type), t.bytes) << t.name;
+    const std::vector<int> offs = halfFieldOffsets(t.type);
+    EXPECT_EQ(std::vector<size_t>(offs.begin(), offs.end()), t.halfFields) << t.name;
   }
   EXPECT_TRUE(hasBlockCodec(0));
   EXPECT_TRUE(hasBlockCodec(1));
@@ -164,6 +166,41 @@ TEST(GgufBlocks, TypeTable) {
   EXPECT_EQ(blockBytes(30), 2);
   for (uint32_t id : {4u, 5u, 16u, 20u, 23u, 24u, 28u, 29u, 31u, 34u, 35u, 39u, 1000u})
     EXPECT_FALSE(hasBlockCodec(id)) << id;
+}
+
+// halfFieldOffsets names the f16 fields (the table above lists them independently): random
+// bytes elsewhere with finite f16 there decode to finite values; a NaN in any one of them (but
+// Q8_1's unused s) reaches the output. Q8_K's d is f32: no offsets.
+TEST(GgufBlocks, HalfFieldOffsetsAreTheScales) {
+  std::mt19937 rng(7);
+  for (const auto& t : quantTypes()) {
+    const std::vector<int> offs = halfFieldOffsets(t.type);
+    if (t.type == kQ8_K) {
+      EXPECT_TRUE(offs.empty());
+      continue;
+    }
+    ASSERT_FALSE(offs.empty()) << t.name;
+    std::vector<uint8_t> block(size_t(t.bytes));
+    for (uint8_t& b : block)
+      b = uint8_t(rng());
+    for (int o : offs) {
+      ASSERT_LE(o + 2, t.bytes) << t.name;
+      putHalf(block, size_t(o), 0.01f);
+    }
+    for (float y : deq(t.type, block, t.blck))
+      ASSERT_TRUE(std::isfinite(y)) << t.name;
+    for (int o : offs) {
+      if (t.type == kQ8_1 && o == 2)
+        continue; // s = d * sum(q): an f16 field the dequantization does not read
+      std::vector<uint8_t> bad = block;
+      bad[size_t(o)] = 0x00;
+      bad[size_t(o) + 1] = 0x7E; // f16 NaN
+      bool nan = false;
+      for (float y : deq(t.type, bad, t.blck))
+        nan = nan || std::isnan(y);
+      EXPECT_TRUE(nan) << t.name << " offset " << o;
+    }
+  }
 }
 
 // ------------------------------------------------------------------------------------------------
