@@ -682,7 +682,10 @@ private:
     case Layout::GgufQ5_0: return 16;
     case Layout::GgufQ3_K: return 4;
     case Layout::Awq4:
-    case Layout::Gptq4: return 1; // the record holds -sum(xq); times the per-channel zero
+    case Layout::Gptq4:
+    case Layout::Marlin:
+    case Layout::NpuW4:
+    case Layout::NpuW8: return 1; // the record holds -sum(xq); times the per-channel zero
     case Layout::CtWna16_4: return s_.zeroPoint ? 1 : symZero(); // asym: as AWQ / GPTQ
     default: return 0;
     }
@@ -1970,15 +1973,24 @@ private:
     Value *z = nullptr, *s = nullptr;
     Value *off = nullptr; ///< NPU: the added antiquant offset (f32 vector), null when absent
   };
+  bool npu() const { return s_.layout == Layout::NpuW4 || s_.layout == Layout::NpuW8; }
   ColGroup colGroup(Value *g, Value *n, int W) {
-    if (s_.layout == Layout::Marlin)
+    // Channels16 (int8 activations): Marlin's scales and zeros are in channel order (repacked
+    // as GPTQ's), the NPU's codes unsigned: their zero is 2^(b-1) - offset (an integer, checked
+    // by the cpu executor).
+    if (s_.layout == Layout::Marlin && !colsPacked())
       return marlinGroup(g, n, W);
-    if (s_.layout == Layout::NpuW4 || s_.layout == Layout::NpuW8)
+    if (npu() && !colsPacked())
       return npuGroup(g, n, W);
     ColGroup cg;
     const int64_t N = s_.n;
-    cg.s = loadScaleVec(P[2], b.CreateAdd(b.CreateMul(g, c64(N)), n), W);
-    if ((s_.layout == Layout::Awq4 || s_.zeroPoint) && (s_.bits == 2 || s_.bits == 3)) {
+    Value *at = b.CreateAdd(b.CreateMul(g, c64(N)), n);
+    cg.s = loadScaleVec(P[2], at, W);
+    if (npu()) {
+      cg.z = splat(W, c32(symZero()));
+      if (s_.zeroPoint)
+        cg.z = b.CreateSub(cg.z, b.CreateFPToSI(loadScaleVec(P[1], at, W), vi(i32, W)));
+    } else if ((s_.layout == Layout::Awq4 || s_.zeroPoint) && (s_.bits == 2 || s_.bits == 3)) {
       cg.z = streamCodes(b.CreateMul(g, c64(N * s_.bits / 32)), n, W);
       if (s_.gptqV1)
         cg.z = b.CreateAdd(cg.z, splat(W, c32(1)));

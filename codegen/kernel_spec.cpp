@@ -47,6 +47,9 @@ Packing KernelSpec::packing() const {
   }
   if ((layout == Layout::Awq4 || layout == Layout::Gptq4) && (bits == 4 || bits == 8))
     return n % 16 == 0 ? Packing::Channels16 : Packing::Rows;
+  // Marlin and NPU layouts have int8 kernels on the Channels16 packing only (N % 64 for Marlin).
+  if (layout == Layout::Marlin || layout == Layout::NpuW4 || layout == Layout::NpuW8)
+    return Packing::Channels16;
   return Packing::Rows;
 }
 
@@ -130,6 +133,11 @@ bool KernelSpec::int8Capable() const {
     return k % kActBlock == 0 && group % kActBlock == 0 && !gIdx && (bits == 4 || bits == 8);
   case Layout::W8a8: // any K whose int32 sum of K products 127 * 128 cannot overflow
     return k <= INT32_MAX / (127 * 128);
+  case Layout::Marlin: // repacked into the GPTQ Channels16 words at load (codegen/repack.h)
+  case Layout::NpuW4:
+  case Layout::NpuW8:
+    return k % kActBlock == 0 && group % kActBlock == 0 && !gIdx && n % 16 == 0 &&
+           (bits == 4 || bits == 8);
   default:
     return false;
   }

@@ -67,7 +67,9 @@ inline constexpr int64_t kActBlock = 32;
 /// c (low nibbles: elements 4j .. 4j+3, high: 16 + 4j ..); the same bytes, except that Q5_0 /
 /// Q5_1's 32 high bits are transposed as 8 x 4 bits (codegen/repack.cpp). For AWQ / GPTQ 4- and
 /// 8-bit (int8 activations, N a multiple of 16) the qweight as 16-channel strips of
-/// GPTQ-oriented words, 256 (512) contiguous bytes per 32-block, instead of rows along K.
+/// GPTQ-oriented words, 256 (512) contiguous bytes per 32-block, instead of rows along K; Marlin
+/// and NPU weights (int8 activations) take the same packing, their codes made unsigned (NPU: the
+/// sign bit flipped), with Marlin's scales and zero points put back in channel order.
 enum class Packing { Rows, Channels16 };
 
 struct KernelSpec {
@@ -114,9 +116,10 @@ struct KernelSpec {
   int lanes() const;
   /// Whether an int8-activation kernel exists for this specialisation (on any host): every GGUF
   /// quantized type with K % 32 == 0; AWQ / GPTQ 4- and 8-bit and compressed-tensors 4- and 8-bit
-  /// with K and the group multiples of 32 and no g_idx (act-order keeps f32 activations); W8A8
-  /// for every K of the type (its int8 kernels quantize x per token, as the scheme, not per
-  /// 32-block).
+  /// with K and the group multiples of 32 and no g_idx (act-order keeps f32 activations); Marlin
+  /// and NPU 4- and 8-bit on the same terms and N % 16 == 0 (NPU: where the antiquant offsets are
+  /// integers, which the cpu executor checks when it prepares the weight); W8A8 for every K of
+  /// the type (its int8 kernels quantize x per token, as the scheme, not per 32-block).
   bool int8Capable() const;
   /// Int8 kernels: rows of x quantized at a time (the m-block; the whole M for gemv).
   int64_t int8RowsPerBlock() const;

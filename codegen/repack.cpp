@@ -4,6 +4,8 @@
 #include <cstring>
 #include <vector>
 
+#include "schemes/marlin/codec.h"
+
 namespace qlc::codegen {
 namespace {
 
@@ -97,6 +99,19 @@ template <bool Inverse> void permute(const KernelSpec &s, const uint8_t *src, ui
       }
 }
 
+uint32_t getWord(const uint8_t *p, int64_t w) {
+  uint32_t v;
+  std::memcpy(&v, p + 4 * w, 4);
+  return v;
+}
+void putWord(uint8_t *p, int64_t w, uint32_t v) { std::memcpy(p + 4 * w, &v, 4); }
+
+/// Word index of (kw, n) in the Channels16 qweight: per 16 channels and 32-block, R x 16 words.
+int64_t packedWordAt(const KernelSpec &s, int64_t kw, int64_t n) {
+  const int64_t R = s.bits, blocks = s.k / 32;
+  return ((n / 16) * blocks + kw / R) * (16 * R) + (kw % R) * 16 + n % 16;
+}
+
 /// AWQ / GPTQ qweight (4- or 8-bit) -> per 16 channels and 32-block, R x 16 words in GPTQ's
 /// orientation (R = 32 / codes a word: 4 for 4-bit, 8 for 8-bit): word (r, c) holds channel c's
 /// codes of k = 32 b + (32 / R) r + i in field i. From GPTQ ([K / pf, N], word (kw, n) the codes
@@ -107,22 +122,16 @@ constexpr int kAwqByte[4] = {0, 2, 1, 3};
 
 template <bool Inverse> void permuteCols(const KernelSpec &s, const uint8_t *src, uint8_t *dst,
                                          int64_t stacks) {
-  const int bits = s.bits, pf = 32 / bits, R = bits; // codes a word, words a 32-block
+  const int bits = s.bits, pf = 32 / bits; // codes a word
   const uint32_t fieldMask = (1u << bits) - 1;
   const int *order = bits == 4 ? kAwqNibble : kAwqByte;
-  const int64_t K = s.k, N = s.n, blocks = K / 32, matrix = K * N * bits / 8;
-  auto packedWord = [&](int64_t kw, int64_t n) { // word index in the packed layout
-    return ((n / 16) * blocks + kw / R) * (16 * R) + (kw % R) * 16 + n % 16;
-  };
+  const int64_t K = s.k, N = s.n, matrix = K * N * bits / 8;
+  auto packedWord = [&](int64_t kw, int64_t n) { return packedWordAt(s, kw, n); };
   for (int64_t e = 0; e < stacks; ++e) {
     const uint8_t *in = src + e * matrix;
     uint8_t *out = dst + e * matrix;
-    auto get = [](const uint8_t *p, int64_t w) {
-      uint32_t v;
-      std::memcpy(&v, p + 4 * w, 4);
-      return v;
-    };
-    auto put = [](uint8_t *p, int64_t w, uint32_t v) { std::memcpy(p + 4 * w, &v, 4); };
+    auto get = getWord;
+    auto put = putWord;
     if (s.layout == Layout::Gptq4) {
       for (int64_t kw = 0; kw < K / pf; ++kw)
         for (int64_t n = 0; n < N; ++n) {
@@ -161,13 +170,122 @@ template <bool Inverse> void permuteCols(const KernelSpec &s, const uint8_t *src
   }
 }
 
+/// Marlin / NPU qweight <-> the GPTQ-oriented Channels16 words of permuteCols, code by code (a
+/// code's place in the source is a closed form, not a word move): Marlin's codes are unsigned
+/// already (FORMATS.md §4.3 schemes/marlin/codec.h), the NPU's signed codes c ([K, N] in natural
+/// order, 4-bit nibbles or int8 bytes) become c + 2^(b-1) by flipping their top bit, which the
+/// kernels pair with the zero 2^(b-1) - offset.
+struct CodeAt {
+  int64_t word;
+  int shift;
+};
+CodeAt sourceCode(const KernelSpec &s, int64_t k, int64_t n) {
+  if (s.layout == Layout::Marlin) {
+    const marlin::CodeSlot c = marlin::weightSlot(k, n, s.n, s.bits);
+    return {c.word, c.shift};
+  }
+  const int64_t flat = k * s.n + n, pf = 32 / s.bits;
+  return {flat / pf, int(s.bits * (flat % pf))};
+}
+
+template <bool Inverse> void permuteCodes(const KernelSpec &s, const uint8_t *src, uint8_t *dst,
+                                          int64_t stacks) {
+  const int bits = s.bits, pf = 32 / bits;
+  const uint32_t mask = (1u << bits) - 1,
+                 flip = s.layout == Layout::Marlin ? 0 : 1u << (bits - 1);
+  const int64_t matrix = s.k * s.n * bits / 8;
+  for (int64_t e = 0; e < stacks; ++e) {
+    const uint8_t *in = src + e * matrix;
+    uint8_t *out = dst + e * matrix;
+    if (Inverse)
+      std::memset(out, 0, size_t(matrix));
+    for (int64_t kw = 0; kw < s.k / pf; ++kw)
+      for (int64_t n = 0; n < s.n; ++n) {
+        const int64_t packed = packedWordAt(s, kw, n);
+        uint32_t word = Inverse ? getWord(in, packed) : 0;
+        for (int i = 0; i < pf; ++i) {
+          const CodeAt at = sourceCode(s, pf * kw + i, n);
+          if (Inverse) {
+            const uint32_t c = ((word >> (bits * i)) & mask) ^ flip;
+            putWord(out, at.word, getWord(out, at.word) | c << at.shift);
+          } else {
+            word |= (((getWord(in, at.word) >> at.shift) & mask) ^ flip) << (bits * i);
+          }
+        }
+        if (!Inverse)
+          putWord(out, packed, word);
+      }
+  }
+}
+
+/// Marlin's scales [G', N] and zero points [G', N / pf] in channel order: the scales' columns
+/// un-permuted (marlin::scaleColumn), the zero points packed sequentially as GPTQ's qzeros.
+int64_t marlinGroups(const KernelSpec &s) { return (s.k + s.group - 1) / s.group; }
+int64_t scaleBytes(const KernelSpec &s) { return s.scaleElem == ElemKind::F32 ? 4 : 2; }
+
+template <bool Inverse> void marlinScales(const KernelSpec &s, const uint8_t *src, uint8_t *dst,
+                                          int64_t stacks) {
+  const bool grouped = s.group < s.k;
+  const int64_t eb = scaleBytes(s), rows = stacks * marlinGroups(s);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t n = 0; n < s.n; ++n) {
+      const int64_t plain = (r * s.n + n) * eb,
+                    permuted = (r * s.n + marlin::scaleColumn(n, grouped)) * eb;
+      std::memcpy(dst + (Inverse ? permuted : plain), src + (Inverse ? plain : permuted),
+                  size_t(eb));
+    }
+}
+
+template <bool Inverse> void marlinZeros(const KernelSpec &s, const uint8_t *src, uint8_t *dst,
+                                         int64_t stacks) {
+  const int bits = s.bits, pf = 32 / bits;
+  const uint32_t mask = (1u << bits) - 1;
+  const int64_t rows = stacks * marlinGroups(s), rowWords = s.n / pf;
+  std::memset(dst, 0, size_t(rows * rowWords * 4));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t n = 0; n < s.n; ++n) {
+      const marlin::CodeSlot m = marlin::zeroSlot(n, bits);
+      const CodeAt seq{n / pf, int(bits * (n % pf))};
+      const CodeAt from = Inverse ? seq : CodeAt{m.word, m.shift},
+                   to = Inverse ? CodeAt{m.word, m.shift} : seq;
+      const uint32_t z = (getWord(src, r * rowWords + from.word) >> from.shift) & mask;
+      putWord(dst, r * rowWords + to.word, getWord(dst, r * rowWords + to.word) | z << to.shift);
+    }
+}
+
+template <bool Inverse> void repack(const KernelSpec &s, size_t slot, const uint8_t *src,
+                                    uint8_t *dst, int64_t stacks) {
+  if (s.layout == Layout::Marlin && slot == 1)
+    return marlinZeros<Inverse>(s, src, dst, stacks);
+  if (s.layout == Layout::Marlin && slot == 2)
+    return marlinScales<Inverse>(s, src, dst, stacks);
+  switch (s.layout) {
+  case Layout::Marlin:
+  case Layout::NpuW4:
+  case Layout::NpuW8:
+    return permuteCodes<Inverse>(s, src, dst, stacks);
+  case Layout::Awq4:
+  case Layout::Gptq4:
+    return permuteCols<Inverse>(s, src, dst, stacks);
+  default:
+    return permute<Inverse>(s, src, dst, stacks);
+  }
+}
+
 } // namespace
 
 bool isRepackedPart(const KernelSpec &s, size_t slot) {
-  return s.packing() == Packing::Channels16 && slot == 0;
+  if (s.packing() != Packing::Channels16)
+    return false;
+  // Marlin: qweight, qzeros (present with zero points), scales; every other layout: slot 0.
+  return slot == 0 || (s.layout == Layout::Marlin && (slot == 2 || (slot == 1 && s.zeroPoint)));
 }
 
-int64_t repackedPartBytes(const KernelSpec &s) {
+int64_t repackedPartBytes(const KernelSpec &s, size_t slot) {
+  if (s.layout == Layout::Marlin && slot == 1)
+    return marlinGroups(s) * s.n * s.bits / 8;
+  if (s.layout == Layout::Marlin && slot == 2)
+    return marlinGroups(s) * s.n * scaleBytes(s);
   if (s.family() == Family::ColsN)
     return s.k * s.n * s.bits / 8;
   const Channels16Layout l = layoutOf(s);
@@ -177,21 +295,13 @@ int64_t repackedPartBytes(const KernelSpec &s) {
 void repackPart(const KernelSpec &s, size_t slot, const uint8_t *src, uint8_t *dst,
                 int64_t stacks) {
   assert(isRepackedPart(s, slot));
-  (void)slot;
-  if (s.family() == Family::ColsN)
-    permuteCols<false>(s, src, dst, stacks);
-  else
-    permute<false>(s, src, dst, stacks);
+  repack<false>(s, slot, src, dst, stacks);
 }
 
 void unrepackPart(const KernelSpec &s, size_t slot, const uint8_t *src, uint8_t *dst,
                   int64_t stacks) {
   assert(isRepackedPart(s, slot));
-  (void)slot;
-  if (s.family() == Family::ColsN)
-    permuteCols<true>(s, src, dst, stacks);
-  else
-    permute<true>(s, src, dst, stacks);
+  repack<true>(s, slot, src, dst, stacks);
 }
 
 } // namespace qlc::codegen

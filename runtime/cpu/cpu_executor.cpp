@@ -1,5 +1,6 @@
 #include "runtime/cpu/cpu_executor.h"
 
+#include <cmath>
 #include <cstring>
 #include <optional>
 #include <unordered_map>
@@ -9,6 +10,7 @@
 #include "codegen/repack.h"
 #include "codegen/thread_pool.h"
 #include "ir/op_registry.h"
+#include "support/float16.h"
 
 namespace qlc {
 
@@ -48,6 +50,14 @@ llvm::Expected<const CpuExecutor::Prepared *> CpuExecutor::prepare(const Operati
   p->spec = *sr.spec;
   p->experts = w.experts();
   const int64_t stacks = std::max<int64_t>(1, p->experts);
+  auto fractional = npuFractionalOffset(w, p->spec);
+  if (!fractional)
+    return fractional.takeError();
+  if (!fractional->empty()) {
+    p->spec.act = codegen::Activations::F32;
+    note("npu-offset:" + w.name(), "@" + w.name() + " has " + *fractional +
+                                       "; its kernels keep f32 activations");
+  }
   for (const std::string &slot : p->spec.partSlots()) {
     if (slot.empty()) {
       p->ptrs.push_back(nullptr);
@@ -65,7 +75,7 @@ llvm::Expected<const CpuExecutor::Prepared *> CpuExecutor::prepare(const Operati
                              llvm::Twine(stacks) + " experts");
     const size_t slotIndex = p->ptrs.size();
     if (codegen::isRepackedPart(p->spec, slotIndex)) { // re-laid-out once, the same size
-      const int64_t expect = stacks * codegen::repackedPartBytes(p->spec);
+      const int64_t expect = stacks * codegen::repackedPartBytes(p->spec, slotIndex);
       if (int64_t(bytes->bytes.size()) != expect)
         return opError(op, "@" + w.name() + " part '" + slot + "' has " +
                                llvm::Twine(bytes->bytes.size()) + " bytes, expected " +
@@ -102,6 +112,39 @@ llvm::Expected<const CpuExecutor::Prepared *> CpuExecutor::prepare(const Operati
     if (llvm::Error e = checkMarlinActOrder(op, w, *p))
       return e;
   return (prepared_[w.name()] = std::move(p)).get();
+}
+
+llvm::Expected<std::string> CpuExecutor::npuFractionalOffset(const Weight &w, const codegen::KernelSpec &s) {
+  // The NPU int8 kernels fold the zero 2^(b-1) - offset into integer dot products (as AWQ's):
+  // an offset that is not an integer in [2^(b-1) - (2^b - 1), 2^(b-1)] has no such zero.
+  const bool npu = s.layout == codegen::Layout::NpuW4 || s.layout == codegen::Layout::NpuW8;
+  if (!npu || s.act != codegen::Activations::Int8 || !s.zeroPoint)
+    return "";
+  const WeightPart *part = w.part("antiquant_offset");
+  if (!part)
+    return ""; // reported by the part loop
+  auto bytes = resolvePart(w, *part, store_);
+  if (!bytes)
+    return bytes.takeError();
+  const llvm::ArrayRef<uint8_t> raw = bytes->bytes;
+  const ElemKind e = part->type.elem;
+  const size_t eb = e == ElemKind::F32 ? 4 : 2;
+  const float hi = float(1 << (s.bits - 1)), lo = hi - float((1 << s.bits) - 1);
+  for (size_t i = 0; i + eb <= raw.size(); i += eb) {
+    float f;
+    if (e == ElemKind::F32) {
+      std::memcpy(&f, raw.data() + i, 4);
+    } else {
+      uint16_t h;
+      std::memcpy(&h, raw.data() + i, 2);
+      f = e == ElemKind::BF16 ? bf16ToFloat(h) : halfToFloat(h);
+    }
+    if (!(f >= lo && f <= hi && f == std::nearbyint(f)))
+      return "antiquant_offset[" + std::to_string(i / eb) + "] = " + std::to_string(f) +
+             ", not an integer in [" + std::to_string(int(lo)) + ", " + std::to_string(int(hi)) +
+             "]";
+  }
+  return "";
 }
 
 llvm::Error CpuExecutor::checkMarlinActOrder(const Operation &op, const Weight &w,

@@ -81,6 +81,9 @@ private:
   llvm::Expected<bool> fusedExperts(const Operation &op, const std::vector<const Tensor *> &ins,
                                     std::vector<Tensor> &outs);
   llvm::Error checkMarlinActOrder(const Operation &op, const Weight &w, const Prepared &p);
+  /// NPU int8 kernels: "" when every antiquant_offset is an integer zero they can take, else
+  /// which one is not (the weight then keeps f32 activations).
+  llvm::Expected<std::string> npuFractionalOffset(const Weight &w, const codegen::KernelSpec &s);
   void note(const std::string &reason, const std::string &msg);
 
   const Module &m_;

@@ -11,6 +11,7 @@
 #include "codegen/kernel_spec.h"
 #include "codegen/repack.h"
 #include "schemes/awq/codec.h"
+#include "schemes/marlin/codec.h"
 
 namespace qlc {
 namespace {
@@ -38,10 +39,10 @@ std::vector<uint8_t> randomBytes(size_t n, uint32_t seed) {
 
 /// Repacks `in`, checks that unrepacking gives it back bit for bit, returns the packed bytes.
 std::vector<uint8_t> packedRoundTrip(const KernelSpec &s, const std::vector<uint8_t> &in,
-                                     int64_t stacks) {
+                                     int64_t stacks, size_t slot = 0) {
   std::vector<uint8_t> packed(in.size(), 0xAA), back(in.size(), 0x55);
-  codegen::repackPart(s, 0, in.data(), packed.data(), stacks);
-  codegen::unrepackPart(s, 0, packed.data(), back.data(), stacks);
+  codegen::repackPart(s, slot, in.data(), packed.data(), stacks);
+  codegen::unrepackPart(s, slot, packed.data(), back.data(), stacks);
   EXPECT_EQ(back, in);
   return packed;
 }
@@ -164,7 +165,7 @@ TEST(Repack, OtherGgufChannels16RoundTripAndClosedForm) {
       s.layout = t.layout;
       ASSERT_EQ(s.packing(), codegen::Packing::Channels16);
       const int64_t blocks = k / t.blockK, matrix = n * blocks * t.blockBytes;
-      ASSERT_EQ(codegen::repackedPartBytes(s), matrix);
+      ASSERT_EQ(codegen::repackedPartBytes(s, 0), matrix);
       std::vector<uint8_t> in = randomBytes(size_t(matrix * stacks), uint32_t(5 * n + k));
       std::vector<uint8_t> packed = packedRoundTrip(s, in, stacks);
       int64_t wrong = 0;
@@ -212,7 +213,7 @@ TEST(Repack, AwqGptqChannels16RoundTripAndCodes) {
         ASSERT_EQ(s.packing(), codegen::Packing::Channels16);
         const int64_t matrix = k * n * bits / 8, pf = 32 / bits; // codes a word
         const uint32_t mask = (1u << bits) - 1;
-        ASSERT_EQ(codegen::repackedPartBytes(s), matrix);
+        ASSERT_EQ(codegen::repackedPartBytes(s, 0), matrix);
         std::vector<uint8_t> in = randomBytes(size_t(matrix * stacks), uint32_t(3 * n + k + bits));
         std::vector<uint8_t> packed = packedRoundTrip(s, in, stacks);
         int64_t wrong = 0;
@@ -233,6 +234,95 @@ TEST(Repack, AwqGptqChannels16RoundTripAndCodes) {
         }
         EXPECT_EQ(wrong, 0);
       }
+}
+
+/// Code (k, n) of a Channels16 qweight (permuteCols' layout).
+uint32_t channels16Code(const std::vector<uint8_t> &packed, int64_t e, int64_t n, int64_t k,
+                        int64_t kk, int64_t nn, int bits) {
+  const int64_t pf = 32 / bits, matrix = k * n * bits / 8;
+  const size_t at = size_t(((nn / 16) * (k / 32) + kk / 32) * 16 * bits + (kk % 32) / pf * 16 +
+                           nn % 16);
+  uint32_t word;
+  std::memcpy(&word, packed.data() + e * matrix + 4 * at, 4);
+  return (word >> (bits * (kk % pf))) & ((1u << bits) - 1);
+}
+
+// Marlin (int8 activations): qweight into the Channels16 words (codes as marlin::weightCode reads
+// them), the scales' columns un-permuted (marlin::scaleColumn), the zero points packed
+// sequentially (marlin::zeroCode); the NPU's signed codes into the same words with the top bit
+// flipped (c + 2^(b-1)). Every slot round-trips bit for bit, for 2 stacked experts.
+TEST(Repack, MarlinNpuChannels16RoundTripAndCodes) {
+  for (int bits : {4, 8})
+    for (int64_t g : {int64_t(64), int64_t(128)}) { // 128 = K: the 32-column scale perm
+      SCOPED_TRACE("Marlin " + std::to_string(bits) + "-bit group " + std::to_string(g));
+      const int64_t n = 128, k = 128, stacks = 2, groups = k / g, pf = 32 / bits;
+      KernelSpec s = q4_0(n, k, codegen::Activations::Int8);
+      s.layout = codegen::Layout::Marlin;
+      s.bits = bits;
+      s.group = g;
+      s.zeroPoint = true;
+      ASSERT_EQ(s.packing(), codegen::Packing::Channels16);
+      for (size_t slot : {0, 1, 2})
+        EXPECT_TRUE(codegen::isRepackedPart(s, slot)) << slot;
+      const int64_t matrix = k * n * bits / 8, zeroBytes = groups * n * bits / 8,
+                    scaleBytes = groups * n * 2;
+      EXPECT_EQ(codegen::repackedPartBytes(s, 0), matrix);
+      EXPECT_EQ(codegen::repackedPartBytes(s, 1), zeroBytes);
+      EXPECT_EQ(codegen::repackedPartBytes(s, 2), scaleBytes);
+      std::vector<uint8_t> q = randomBytes(size_t(matrix * stacks), uint32_t(bits + g));
+      std::vector<uint8_t> z = randomBytes(size_t(zeroBytes * stacks), uint32_t(bits + g + 1));
+      std::vector<uint8_t> sc = randomBytes(size_t(scaleBytes * stacks), uint32_t(bits + g + 2));
+      std::vector<uint8_t> pq = packedRoundTrip(s, q, stacks, 0);
+      std::vector<uint8_t> pz = packedRoundTrip(s, z, stacks, 1);
+      std::vector<uint8_t> ps = packedRoundTrip(s, sc, stacks, 2);
+      int64_t wrong = 0;
+      for (int64_t e = 0; e < stacks; ++e) {
+        std::vector<uint32_t> qw(size_t(matrix / 4)), zw(size_t(zeroBytes / 4)), pzw(zw.size());
+        std::memcpy(qw.data(), q.data() + e * matrix, size_t(matrix));
+        std::memcpy(zw.data(), z.data() + e * zeroBytes, size_t(zeroBytes));
+        std::memcpy(pzw.data(), pz.data() + e * zeroBytes, size_t(zeroBytes));
+        for (int64_t kk = 0; kk < k; ++kk)
+          for (int64_t nn = 0; nn < n; ++nn)
+            wrong += channels16Code(pq, e, n, k, kk, nn, bits) !=
+                     marlin::weightCode(qw.data(), n, kk, nn, bits);
+        for (int64_t r = 0; r < groups; ++r)
+          for (int64_t nn = 0; nn < n; ++nn) {
+            const uint32_t seq = (pzw[size_t(r * n / pf + nn / pf)] >> (bits * (nn % pf))) &
+                                 ((1u << bits) - 1);
+            wrong += seq != marlin::zeroCode(zw.data(), n, r, nn, bits);
+            const int64_t col = marlin::scaleColumn(nn, g < k);
+            wrong += std::memcmp(ps.data() + e * scaleBytes + (r * n + nn) * 2,
+                                 sc.data() + e * scaleBytes + (r * n + col) * 2, 2) != 0;
+          }
+      }
+      EXPECT_EQ(wrong, 0);
+    }
+  for (auto layout : {codegen::Layout::NpuW4, codegen::Layout::NpuW8}) {
+    const int bits = layout == codegen::Layout::NpuW4 ? 4 : 8;
+    SCOPED_TRACE("NPU " + std::to_string(bits) + "-bit");
+    const int64_t n = 48, k = 96, stacks = 2, matrix = k * n * bits / 8, pf = 32 / bits;
+    KernelSpec s = q4_0(n, k, codegen::Activations::Int8);
+    s.layout = layout;
+    s.bits = bits;
+    s.group = 32;
+    s.zeroPoint = true;
+    EXPECT_TRUE(codegen::isRepackedPart(s, 0));
+    EXPECT_FALSE(codegen::isRepackedPart(s, 1)); // offsets and scales are in channel order
+    EXPECT_FALSE(codegen::isRepackedPart(s, 2));
+    std::vector<uint8_t> q = randomBytes(size_t(matrix * stacks), uint32_t(40 + bits));
+    std::vector<uint8_t> pq = packedRoundTrip(s, q, stacks, 0);
+    int64_t wrong = 0;
+    for (int64_t e = 0; e < stacks; ++e)
+      for (int64_t kk = 0; kk < k; ++kk)
+        for (int64_t nn = 0; nn < n; ++nn) {
+          const int64_t flat = kk * n + nn; // [K, N] natural order, pf codes a word
+          uint32_t word;
+          std::memcpy(&word, q.data() + e * matrix + 4 * (flat / pf), 4);
+          const uint32_t signedCode = (word >> (bits * (flat % pf))) & ((1u << bits) - 1);
+          wrong += channels16Code(pq, e, n, k, kk, nn, bits) != (signedCode ^ (1u << (bits - 1)));
+        }
+    EXPECT_EQ(wrong, 0);
+  }
 }
 
 } // namespace

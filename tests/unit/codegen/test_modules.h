@@ -54,6 +54,21 @@ inline std::string stackedWeight(const std::string &name, const std::vector<Test
   return s + "\n}\n";
 }
 
+/// `weight @name : !type<...> { part = tensor<...> = hex"..." ... }` of one test weight.
+inline std::string denseWeight(const std::string &name, const TestWeight &tw) {
+  std::string s = "weight @" + name + " : " + tw.type.str() + " {\n";
+  bool first = true;
+  for (const PartSpec &ps : tw.type.expectedParts()) {
+    auto it = tw.parts.find(ps.name);
+    if (it == tw.parts.end())
+      continue;
+    s += std::string(first ? "" : ",\n") + "  " + ps.name + " = " +
+         TensorType(it->second.first, ps.shape).str() + " = hex\"" + hex(it->second.second) + "\"";
+    first = false;
+  }
+  return s + "\n}\n";
+}
+
 /// Parses and verifies `text`, then runs `pipeline`; null (and a test failure with the
 /// diagnostics) if any step fails.
 inline std::unique_ptr<Module> parseAndLower(const std::string &text, llvm::SourceMgr &sm,

@@ -332,16 +332,7 @@ TEST(CodegenW8a8, MoeMatchesCodecEmulation) {
 // A W8A8 linear through the cpu executor runs as a JIT kernel (no fallback note).
 TEST(CodegenW8a8, CpuExecutorLinear) {
   TestWeight tw = w8a8Weight(37, 100, ElemKind::F16, 10);
-  std::string parts;
-  bool first = true;
-  for (const PartSpec &ps : tw.type.expectedParts()) {
-    parts += std::string(first ? "" : ",\n") + "  " + ps.name + " = " +
-             TensorType(tw.parts.at(ps.name).first, ps.shape).str() + " = hex\"" +
-             hex(tw.parts.at(ps.name).second) + "\"";
-    first = false;
-  }
-  std::string text = "weight @w : " + tw.type.str() + " {\n" + parts +
-         "\n}\nfunc @f(%x: tensor<?x100xf32>) -> tensor<?x37xf32> {\n"
+  std::string text = denseWeight("w", tw) + "func @f(%x: tensor<?x100xf32>) -> tensor<?x37xf32> {\n"
          "  %y = linear %x, @w : tensor<?x37xf32>\n  return %y\n}\n";
   llvm::SourceMgr sm;
   auto m = parseAndLower(text, sm);
